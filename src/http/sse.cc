@@ -5,11 +5,17 @@ namespace llmcache::http {
 bool SseParser::Feed(std::string_view bytes, std::vector<SseEvent>& out) {
   if (failed_) return false;
   size_t i = 0;
-  if (at_start_ && !bytes.empty()) {
-    // The BOM may be split across pieces; only a whole one at the very start
-    // is skipped, which is what every real server sends.
-    if (bytes.size() >= 3 && bytes.substr(0, 3) == "\xEF\xBB\xBF") i = 3;
+  if (at_start_) {
+    // A UTF-8 BOM opening the stream is skipped, even when it arrives split
+    // across pieces; bytes that only looked like its start are data.
+    static constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    while (i < bytes.size() && bom_matched_ < 3 && bytes[i] == kBom[bom_matched_]) {
+      ++bom_matched_;
+      ++i;
+    }
+    if (i == bytes.size() && bom_matched_ < 3) return true;
     at_start_ = false;
+    if (bom_matched_ < 3) line_.append(kBom.substr(0, bom_matched_));
   }
   if (skip_lf_ && i < bytes.size()) {
     if (bytes[i] == '\n') ++i;

@@ -41,6 +41,7 @@ class SseParser {
   bool has_data_ = false;
   bool skip_lf_ = false;   // the previous piece ended in '\r'
   bool at_start_ = true;   // a UTF-8 BOM may open the stream
+  size_t bom_matched_ = 0;
   bool failed_ = false;
 };
 

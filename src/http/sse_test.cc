@@ -55,10 +55,16 @@ TEST(SseParserTest, OversizedEventFails) {
   EXPECT_TRUE(out.empty());
 }
 
-TEST(SseParserTest, BomSkippedAtStartOnly) {
-  auto ev = ParseAll("\xEF\xBB\xBF" "data: x\n\n", 100);
+TEST(SseParserTest, BomSkippedAtStartEvenWhenSplit) {
+  for (size_t step : {1, 2, 100}) {
+    auto ev = ParseAll("\xEF\xBB\xBF" "data: x\n\n", step);
+    ASSERT_EQ(ev.size(), 1u) << step;
+    EXPECT_EQ(ev[0].data, "x");
+  }
+  // Something that only starts like a BOM is part of the first line.
+  auto ev = ParseAll("\xEF" "data: y\n\ndata: z\n\n", 1);
   ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0].data, "x");
+  EXPECT_EQ(ev[0].data, "z");
 }
 
 TEST(SseFormatTest, RoundTripsThroughParser) {
