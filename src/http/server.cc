@@ -136,7 +136,13 @@ Response MakeErrorResponse(unsigned status, std::string_view message, std::strin
 Server::Server(ServerOptions options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {}
 
-Server::~Server() { Stop(); }
+Server::~Server() {
+  Stop();
+  // Destroying a context destroys the coroutine frames still parked in it,
+  // whose destructors touch this object: do it while all members live.
+  acceptors_.clear();
+  contexts_.clear();
+}
 
 Status Server::Start() {
   int n = options_.threads > 0 ? options_.threads
@@ -190,8 +196,6 @@ void Server::Stop() {
     if (t.joinable()) t.join();
   }
   threads_.clear();
-  acceptors_.clear();
-  contexts_.clear();
 }
 
 awaitable<void> Server::AcceptLoop(int worker, tcp::acceptor& acceptor) {

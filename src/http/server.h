@@ -80,7 +80,9 @@ class Server {
 
   // Binds and starts the worker threads. Returns once the port is listening.
   Status Start();
-  // Stops accepting, closes connections and joins the workers. Idempotent.
+  // Stops accepting and joins the workers. Idempotent. The io_contexts (and
+  // with them open connections) live until the Server is destroyed, so that
+  // objects bound to them can be released first.
   void Stop();
 
   uint16_t port() const { return port_; }

@@ -1,0 +1,36 @@
+// `llmcache serve` settings: embedded defaults, then the YAML config file,
+// then command-line flags, each overriding the one before.
+#pragma once
+
+#include <string>
+
+#include "gateway/gateway.h"
+#include "llmcache/store.h"
+
+namespace llmcache::app {
+
+struct ServeConfig {
+  gateway::GatewayOptions gateway;
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./llmcache-data";
+  std::string upstream_api_key_env;
+  // 0 < x <= 1: fraction of physical memory; > 1: bytes. Default 0.7.
+  double memory_bound = 0.7;
+  uint64_t disk_max_bytes = 10ull << 30;
+  ExpiryOptions expiry;
+  bool sync_writes = false;
+};
+
+// Parses "30s", "500ms", "7d", "2h", "15m" or a bare number of seconds.
+Result<int64_t> ParseDurationMs(std::string_view text);
+// Parses "8MiB", "2GB", "512k", "1.5GiB" or a bare number of bytes.
+Result<uint64_t> ParseBytes(std::string_view text);
+
+// Applies a YAML config file on top of `config`.
+Status LoadConfigFile(const std::string& path, ServeConfig& config);
+// Resolves listen address, memory bound, environment secrets.
+Status FinalizeConfig(ServeConfig& config);
+// Memory bound in bytes for the hot tier.
+uint64_t MemoryBoundBytes(const ServeConfig& config);
+
+}  // namespace llmcache::app

@@ -1,0 +1,80 @@
+#include "app/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace llmcache::app {
+namespace {
+
+TEST(ConfigTest, ParsesDurations) {
+  EXPECT_EQ(*ParseDurationMs("30s"), 30'000);
+  EXPECT_EQ(*ParseDurationMs("500ms"), 500);
+  EXPECT_EQ(*ParseDurationMs("7d"), 7LL * 86'400'000);
+  EXPECT_EQ(*ParseDurationMs("2h"), 7'200'000);
+  EXPECT_EQ(*ParseDurationMs("90"), 90'000);
+  EXPECT_FALSE(ParseDurationMs("soon").has_value());
+  EXPECT_FALSE(ParseDurationMs("3 fortnights").has_value());
+}
+
+TEST(ConfigTest, ParsesSizes) {
+  EXPECT_EQ(*ParseBytes("8MiB"), 8ull << 20);
+  EXPECT_EQ(*ParseBytes("2GB"), 2'000'000'000ull);
+  EXPECT_EQ(*ParseBytes("1.5GiB"), 3ull << 29);
+  EXPECT_EQ(*ParseBytes("4096"), 4096u);
+  EXPECT_FALSE(ParseBytes("lots").has_value());
+}
+
+TEST(ConfigTest, LoadsNamespacesModelsAndLimits) {
+  std::string path = ::testing::TempDir() + "/llmcache_config_test.yaml";
+  std::ofstream(path) << R"(
+listen: 127.0.0.1:9999
+upstream: https://api.example.com/v1
+ttl: 12h
+idle_ttl: 3d
+max_body: 1MiB
+memory_max: 0.5
+admin_token: secret
+namespaces:
+  faq: {ttl: 7d, normalize_whitespace: true}
+  news: {ttl: 2h, cache: false}
+models:
+  gpt-4o-mini: {revision: "2024-07-18", input_usd_per_mtok: 0.15, output_usd_per_mtok: 0.6}
+)";
+  ServeConfig c;
+  ASSERT_TRUE(LoadConfigFile(path, c).ok());
+  ASSERT_TRUE(FinalizeConfig(c).ok());
+  EXPECT_EQ(c.gateway.server.port, 9999);
+  EXPECT_EQ(c.gateway.upstream_url, "https://api.example.com/v1");
+  EXPECT_EQ(c.gateway.default_ttl_ms, 12 * 3'600'000);
+  EXPECT_EQ(c.expiry.idle_ttl_ms, 3 * 86'400'000);
+  EXPECT_EQ(c.gateway.server.max_body_bytes, 1u << 20);
+  EXPECT_DOUBLE_EQ(c.memory_bound, 0.5);
+  EXPECT_EQ(c.gateway.admin_token, "secret");
+  EXPECT_EQ(*c.gateway.namespaces["faq"].ttl_ms, 7 * 86'400'000);
+  EXPECT_TRUE(c.gateway.namespaces["faq"].normalize_whitespace);
+  EXPECT_FALSE(c.gateway.namespaces["news"].cache);
+  EXPECT_EQ(c.gateway.models["gpt-4o-mini"].revision, "2024-07-18");
+  EXPECT_DOUBLE_EQ(c.gateway.models["gpt-4o-mini"].output_usd_per_mtok, 0.6);
+  std::remove(path.c_str());
+}
+
+TEST(ConfigTest, RejectsUnknownSettingsAndBadValues) {
+  std::string path = ::testing::TempDir() + "/llmcache_config_bad.yaml";
+  std::ofstream(path) << "ttl_typo: 3\n";
+  ServeConfig c;
+  EXPECT_FALSE(LoadConfigFile(path, c).ok());
+  std::ofstream(path) << "ttl: forever\n";
+  EXPECT_FALSE(LoadConfigFile(path, c).ok());
+  std::remove(path.c_str());
+  ServeConfig d;
+  d.listen = "nope";
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+  d.listen = "127.0.0.1:8080";
+  d.upstream_api_key_env = "LLMCACHE_TEST_SURELY_UNSET_VAR";
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+}
+
+}  // namespace
+}  // namespace llmcache::app

@@ -1,0 +1,97 @@
+// The caching gateway: OpenAI-compatible routes in front of an upstream, with
+// the exact response cache, single-flight, metrics and the admin API.
+//
+// Data flows one way: HTTP in -> canonical request -> cache lookup ->
+// upstream (coalesced) -> cache insert -> HTTP out. The cache fails open: a
+// store error is counted and the request proceeds as a miss.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/client.h"
+#include "http/server.h"
+#include "llmcache/clock.h"
+#include "llmcache/store.h"
+#include "llmcache/upstream.h"
+
+namespace llmcache::gateway {
+
+// Settings that may differ per namespace (the x-llmcache-namespace header).
+struct NamespacePolicy {
+  bool cache = true;              // false: every request is a bypass
+  std::optional<int64_t> ttl_ms;  // default TTL for new entries
+  // Entries are isolated per client credential when clients pass their own
+  // Authorization through; true shares them across credentials.
+  bool share_across_credentials = false;
+  bool normalize_whitespace = false;
+};
+
+// Settings that may differ per model.
+struct ModelPolicy {
+  bool cache = true;
+  std::optional<int64_t> ttl_ms;
+  // Joins the cache key; overrides the revision detected from the upstream.
+  std::string revision;
+  // Price in USD per million tokens, for the money-saved metric.
+  double input_usd_per_mtok = 0;
+  double output_usd_per_mtok = 0;
+};
+
+struct GatewayOptions {
+  http::ServerOptions server;
+  std::string upstream_url = "http://127.0.0.1:11434/v1";
+  // When set, replaces the client's Authorization towards the upstream
+  // ("Bearer <key>"); clients then share entries within a namespace.
+  std::string upstream_api_key;
+  http::ClientOptions client;
+
+  // TTL of new entries unless the request, namespace or model says
+  // otherwise; extended by hits up to ExpiryOptions::max_extended_ttl_ms.
+  int64_t default_ttl_ms = 24LL * 3600 * 1000;
+  NamespacePolicy default_namespace;
+  std::map<std::string, NamespacePolicy> namespaces;
+  std::map<std::string, ModelPolicy> models;
+
+  // Ollama-style digest detection through <upstream root>/api/tags.
+  bool detect_model_revisions = true;
+  int64_t revision_poll_ms = 15'000;
+  int64_t maintenance_interval_ms = 30'000;
+
+  // Admin routes are refused unless this is set and presented as
+  // "Authorization: Bearer <token>".
+  std::string admin_token;
+
+  // Distinct model names tracked as metric labels; later ones become "other".
+  size_t max_model_labels = 64;
+};
+
+class Gateway {
+ public:
+  // Makes the upstream for one worker thread; tests and the in-process
+  // engine inject their own. Default: an HttpClient to options.upstream_url.
+  using UpstreamFactory = std::function<std::unique_ptr<Upstream>(http::net::any_io_executor)>;
+
+  static Result<std::unique_ptr<Gateway>> Create(GatewayOptions options,
+                                                 std::unique_ptr<Store> store,
+                                                 std::shared_ptr<Clock> clock = nullptr,
+                                                 UpstreamFactory upstream_factory = nullptr);
+  ~Gateway();
+
+  // Listens, then starts maintenance and revision polling. Returns once the
+  // port accepts connections.
+  Status Start();
+  void Stop();
+  uint16_t port() const;
+
+  class Impl;
+
+ private:
+  explicit Gateway(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llmcache::gateway

@@ -1,0 +1,80 @@
+// Coalesces concurrent identical misses: the first request for a key leads
+// and calls the upstream; requests for the same key that arrive while it is
+// in flight follow and receive the same answer, streaming followers chunk by
+// chunk as the leader receives them. Followers may run on other worker
+// threads; they are woken by a post to their own executor.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "http/asio.h"
+
+namespace llmcache::gateway {
+
+class Flight {
+ public:
+  enum class State { kRunning, kDone, kFailed };
+
+  // What a follower has been able to read so far.
+  struct View {
+    State state = State::kRunning;
+    bool head_known = false;
+    unsigned status = 0;
+    bool stream = false;  // the leader relays an SSE stream
+    std::string content_type;
+    std::vector<std::string> events;  // new SSE payloads since the last read
+    std::string body;                 // whole body, once done (non-stream)
+  };
+
+  // Leader side. Each call wakes the followers.
+  void SetHead(unsigned status, std::string content_type, bool stream);
+  void AppendEvents(const std::vector<std::string>& events);
+  void Finish(std::string body);  // success (any HTTP status); body empty for streams
+  // The leader could not produce an answer; followers get this error.
+  void Fail(unsigned status, std::string error_body);
+
+  // Follower side: waits until something newer than `seen` events exists or
+  // the flight ends, then returns it. `seen` advances.
+  http::awaitable<View> Next(size_t& seen, bool want_events);
+
+  size_t followers() const;
+
+ private:
+  friend class FlightTable;
+  void WakeLocked();
+
+  mutable std::mutex mu_;
+  State state_ = State::kRunning;
+  bool head_known_ = false;
+  unsigned status_ = 0;
+  bool stream_ = false;
+  std::string content_type_;
+  std::vector<std::string> events_;
+  std::string body_;
+  size_t followers_ = 0;
+  std::vector<std::shared_ptr<http::net::steady_timer>> waiters_;
+};
+
+class FlightTable {
+ public:
+  struct Ticket {
+    std::shared_ptr<Flight> flight;
+    bool leader = false;
+  };
+  // Joins the flight for key, creating it (and becoming its leader) if none.
+  Ticket Join(const std::string& key);
+  // The leader removes its flight once the answer is complete or failed;
+  // later requests start a new one (or hit the cache).
+  void Remove(const std::string& key, const std::shared_ptr<Flight>& flight);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+};
+
+}  // namespace llmcache::gateway
