@@ -60,6 +60,14 @@ models:
   std::remove(path.c_str());
 }
 
+TEST(ConfigTest, ExampleConfigInDocsLoads) {
+  ServeConfig c;
+  Status s = LoadConfigFile(std::string(LLMCACHE_SOURCE_DIR) + "/docs/llmcache.example.yaml", c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(*c.gateway.namespaces["news"].ttl_ms, 2 * 3'600'000);
+  EXPECT_FALSE(c.gateway.namespaces["private"].cache);
+}
+
 TEST(ConfigTest, RejectsUnknownSettingsAndBadValues) {
   std::string path = ::testing::TempDir() + "/llmcache_config_bad.yaml";
   std::ofstream(path) << "ttl_typo: 3\n";

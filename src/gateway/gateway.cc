@@ -273,10 +273,12 @@ class Gateway::Impl {
     return model;
   }
 
-  void CountRequest(const RequestContext& c, const char* result) {
-    requests_->With({c.route_name, c.model_label, result}).Inc();
-    std::lock_guard lock(totals_mu_);
-    ++totals_[result];
+  enum Outcome { kHit, kMiss, kBypass, kOutcomes };
+  static constexpr const char* kOutcomeNames[kOutcomes] = {"hit", "miss", "bypass"};
+
+  void CountRequest(const RequestContext& c, Outcome result) {
+    requests_->With({c.route_name, c.model_label, kOutcomeNames[result]}).Inc();
+    totals_[result].fetch_add(1, std::memory_order_relaxed);
   }
 
   // ---- routing -------------------------------------------------------------
@@ -410,17 +412,17 @@ class Gateway::Impl {
 
     UpstreamRequest ureq = BuildUpstreamRequest(c, req);
     if (!c.policy.store) {
-      CountRequest(c, c.policy.lookup ? "miss" : "bypass");
+      CountRequest(c, c.policy.lookup ? kMiss : kBypass);
       co_await CallUpstream(c, req, w, ureq, nullptr);
       co_return;
     }
     auto ticket = flights_.Join(c.key);
     if (ticket.leader) {
-      CountRequest(c, c.policy.lookup ? "miss" : "bypass");
+      CountRequest(c, c.policy.lookup ? kMiss : kBypass);
       co_await CallUpstream(c, req, w, ureq, ticket.flight);
       flights_.Remove(c.key, ticket.flight);
     } else {
-      CountRequest(c, c.policy.lookup ? "miss" : "bypass");
+      CountRequest(c, c.policy.lookup ? kMiss : kBypass);
       waiters_->With({c.route_name}).Inc();
       co_await Follow(c, req, w, *ticket.flight);
     }
@@ -522,7 +524,7 @@ class Gateway::Impl {
   }
 
   void RecordHit(const RequestContext& c, const CacheEntry& e, const char* tier) {
-    CountRequest(c, "hit");
+    CountRequest(c, kHit);
     lookups_->With({c.route_name, c.model_label, tier, "hit"}).Inc();
     hit_latency_->With({c.route_name}).Observe(std::chrono::steady_clock::now() - c.start);
     if (e.prompt_tokens)
@@ -905,13 +907,8 @@ class Gateway::Impl {
     }
     o["tiers"] = std::move(tiers);
     boost::json::object req;
-    uint64_t hits = 0, misses = 0;
-    {
-      std::lock_guard lock(totals_mu_);
-      for (const auto& [k, v] : totals_) req[k] = v;
-      hits = totals_["hit"];
-      misses = totals_["miss"];
-    }
+    for (int r = 0; r < kOutcomes; ++r) req[kOutcomeNames[r]] = totals_[r].load();
+    uint64_t hits = totals_[kHit].load(), misses = totals_[kMiss].load();
     o["requests"] = std::move(req);
     o["hit_ratio"] = hits + misses ? double(hits) / double(hits + misses) : 0.0;
     o["in_flight"] = flights_.size();
@@ -1063,8 +1060,7 @@ class Gateway::Impl {
   metrics::Family<metrics::Counter>* bad_requests_;
   std::shared_mutex labels_mu_;
   std::unordered_set<std::string> model_labels_;
-  std::mutex totals_mu_;
-  std::map<std::string, uint64_t> totals_;
+  std::atomic<uint64_t> totals_[kOutcomes] = {};
 
   std::thread background_;
   std::mutex bg_mu_;
