@@ -305,11 +305,11 @@ class Gateway::Impl {
       co_return;
     }
     if (path.starts_with("/admin/")) co_return co_await HandleAdmin(req, w, path);
-    if (path.starts_with("/v1/")) co_return co_await Proxy(req, w, std::string(target.substr(3)));
     if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/embeddings") {
       co_await w.Send(Error(req, 405, "use POST for " + std::string(path), "method_not_allowed"));
       co_return;
     }
+    if (path.starts_with("/v1/")) co_return co_await Proxy(req, w, std::string(target.substr(3)));
     co_await w.Send(Error(req, 404, "no route for " + std::string(path), "not_found"));
   }
 
@@ -609,19 +609,19 @@ class Gateway::Impl {
       std::vector<http::SseEvent> events;
       if (!parser_.Feed(piece, events)) invalid_ = true;
       std::vector<std::string> fresh;
-      bool done_now = false;
       for (auto& ev : events) {
         if (ev.data == "[DONE]") {
-          done_seen_ = done_now = true;
+          done_seen_ = true;
           continue;
         }
         if (done_seen_ || !IsJsonObject(ev.data)) invalid_ = true;
         fresh.push_back(std::move(ev.data));
       }
       if (flight_) flight_->AppendEvents(fresh);
-      if (client_ok_ && (!fresh.empty() || done_now)) {
+      // [DONE] is held back until the answer is stored (CallUpstream).
+      if (client_ok_ && !fresh.empty()) {
         client_ok_ =
-            co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon.include_usage, done_now));
+            co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon.include_usage, false));
       }
       recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()),
                        std::make_move_iterator(fresh.end()));
@@ -693,7 +693,11 @@ class Gateway::Impl {
       }
       if (c.policy.store) Store(c, sink.status_, {}, sink.recorded_);
       if (flight) flight->Finish({});
-      if (sink.client_ok_) co_await w.EndStream();
+      // Only now the client sees [DONE]: a client that saw it can count on
+      // the entry being in the store (as for whole answers, stored before
+      // they are sent).
+      if (sink.client_ok_ && co_await w.WriteChunk(FormatEvents({}, c.canon.include_usage, true)))
+        co_await w.EndStream();
       co_return;
     }
 
