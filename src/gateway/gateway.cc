@@ -428,10 +428,12 @@ class Gateway::Impl {
     }
   }
 
-  UpstreamRequest BuildUpstreamRequest(const RequestContext& c, const Request& req) {
+  // The client's request as it goes upstream: end-to-end headers only, and
+  // the gateway's own credential in place of the client's when configured.
+  UpstreamRequest ForwardedRequest(const Request& req, std::string method, std::string path) {
     UpstreamRequest u;
-    u.method = "POST";
-    u.path = RoutePath(c.route);
+    u.method = std::move(method);
+    u.path = std::move(path);
     for (const auto& f : req) {
       std::string_view name = f.name_string();
       if (SkipWhenForwarding(name)) continue;
@@ -442,6 +444,11 @@ class Gateway::Impl {
     if (!options_.upstream_api_key.empty())
       u.headers.emplace_back("Authorization", "Bearer " + options_.upstream_api_key);
     u.body = req.body();
+    return u;
+  }
+
+  UpstreamRequest BuildUpstreamRequest(const RequestContext& c, const Request& req) {
+    UpstreamRequest u = ForwardedRequest(req, "POST", RoutePath(c.route));
     // The gateway always records usage (for tokens saved), and our own
     // extension object must not reach upstreams that reject unknown fields.
     bool wants_usage = c.canon.stream && c.route != Route::kEmbeddings && !c.canon.include_usage;
@@ -821,19 +828,7 @@ class Gateway::Impl {
   // ---- uncached routes -----------------------------------------------------
 
   awaitable<void> Proxy(Request& req, ResponseWriter& w, std::string path) {
-    UpstreamRequest u;
-    u.method = std::string(req.method_string());
-    u.path = std::move(path);
-    for (const auto& f : req) {
-      if (SkipWhenForwarding(f.name_string())) continue;
-      if (!options_.upstream_api_key.empty() &&
-          http::beast::iequals(f.name_string(), "authorization"))
-        continue;
-      u.headers.emplace_back(f.name_string(), f.value());
-    }
-    if (!options_.upstream_api_key.empty())
-      u.headers.emplace_back("Authorization", "Bearer " + options_.upstream_api_key);
-    u.body = req.body();
+    UpstreamRequest u = ForwardedRequest(req, std::string(req.method_string()), std::move(path));
 
     struct RelaySink final : UpstreamSink {
       ResponseWriter& w;

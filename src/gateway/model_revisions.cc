@@ -42,7 +42,7 @@ bool ModelRevisions::UpdateFromOllamaTags(std::string_view body) {
   return true;
 }
 
-http::awaitable<Status> ModelRevisions::Refresh(Upstream& upstream, const std::string& path) {
+http::awaitable<Status> ModelRevisions::Refresh(Upstream& upstream, std::string path) {
   UpstreamRequest req;
   req.method = "GET";
   req.path = path;

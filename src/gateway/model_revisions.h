@@ -29,8 +29,9 @@ class ModelRevisions {
   bool UpdateFromOllamaTags(std::string_view body);
 
   // Fetches `path` (e.g. "/api/tags") from `upstream` and applies it.
-  // OK when revisions were updated.
-  http::awaitable<Status> Refresh(Upstream& upstream, const std::string& path);
+  // OK when revisions were updated. `path` is taken by value: the coroutine
+  // runs after the caller's temporaries are gone.
+  http::awaitable<Status> Refresh(Upstream& upstream, std::string path);
 
   std::map<std::string, std::string> Snapshot() const;
 

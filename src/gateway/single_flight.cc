@@ -3,11 +3,11 @@
 namespace llmcache::gateway {
 
 void Flight::WakeLocked() {
-  for (auto& t : waiters_) {
+  for (auto& w : waiters_) {
     // Timers are not thread-safe: cancel on the follower's own executor. The
     // follower cannot miss it: it registered under mu_ and suspends before
     // its executor runs anything else.
-    http::net::post(t->get_executor(), [t] { t->cancel(); });
+    if (auto t = w.lock()) http::net::post(t->get_executor(), [t] { t->cancel(); });
   }
   waiters_.clear();
 }

@@ -56,7 +56,10 @@ class Flight {
   std::vector<std::string> events_;
   std::string body_;
   size_t followers_ = 0;
-  std::vector<std::shared_ptr<http::net::steady_timer>> waiters_;
+  // Weak: the waiting follower's frame owns its timer. A flight can outlive
+  // the io_context of a follower (a gateway stopped mid-flight), and a timer
+  // must not be destroyed after its io_context.
+  std::vector<std::weak_ptr<http::net::steady_timer>> waiters_;
 };
 
 class FlightTable {

@@ -81,14 +81,16 @@ awaitable<Outcome> Exchange(Stream& stream, beast::tcp_stream& tcp, beast::flat_
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
     tcp.expires_after(options.read_timeout);
-    auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
-    if (rec && rec != bhttp::error::need_buffer) {
-      out.status = FromError(rec, "reading the upstream response body");
-      co_return out;
-    }
+    // read_some returns as soon as bytes arrive, so streamed answers are
+    // relayed live; what arrived before an error is still delivered.
+    auto [rec, rn] = co_await bhttp::async_read_some(stream, buffer, parser, use_nothrow);
     size_t got = sizeof(chunk) - parser.get().body().size;
     if (got > 0 && !co_await sink.OnBody(std::string_view(chunk, got))) {
       out.status = Status::IOError("aborted");
+      co_return out;
+    }
+    if (rec && rec != bhttp::error::need_buffer) {
+      out.status = FromError(rec, "reading the upstream response body");
       co_return out;
     }
   }
