@@ -775,7 +775,9 @@ class Gateway::Impl {
       res.body() = std::move(body);
       co_await w.Send(std::move(res));
     };
-    if (v.state == Flight::State::kFailed && !(c.canon.stream && v.stream)) {
+    // Nothing has been written yet: a flight that already failed is answered
+    // with its plain error, whatever the follower asked for.
+    if (v.state == Flight::State::kFailed) {
       co_await send_plain(v.status, std::move(v.body));
       co_return;
     }
