@@ -9,6 +9,7 @@
 
 #include "app/config.h"
 #include "gateway/gateway.h"
+#include "semantic/embed_command.h"
 
 namespace llmcache::app {
 namespace {
@@ -113,7 +114,17 @@ int main(int argc, char** argv) {
   serve->add_option("--admin-token-env", admin_token_env,
                     "Environment variable holding the admin API token");
 
+  llmcache::semantic::EmbedCommandOptions embed_options;
+  auto* embed = app.add_subcommand(
+      "embed", "Embed one text per stdin line; writes {\"embedding\":[...]} per line");
+  embed->add_option("--embedder", embed_options.embedder, "Embedder (use-lite)")
+      ->capture_default_str();
+  embed->add_option("--model-dir", embed_options.model_dir,
+                    "use-lite model package directory (default: the one install-deps installs)");
+  embed->add_option("--threads", embed_options.threads, "Threads")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (*embed) return llmcache::semantic::RunEmbedCommand(embed_options, std::cin, std::cout, std::cerr);
   if (!admin_token_env.empty()) {
     const char* t = std::getenv(admin_token_env.c_str());
     if (t) config.gateway.admin_token = t;
