@@ -5,6 +5,7 @@
 // refuses (a wrong answer is worse than a miss).
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,17 +32,23 @@ class LexicalGuard {
 };
 
 struct LexicalGuardOptions {
-  // WordNet 3.0 database files (Debian wordnet-base).
-  std::string wordnet_dir = "/usr/share/wordnet";
+  // Empty paths mean the locations the build found (the Debian packages and
+  // the npm data that scripts/install-deps installs).
+  // WordNet 3.0 database files (Debian wordnet-base): index.*, data.*, *.exc.
+  std::string wordnet_dir;
   // MeCab dictionary directory (Debian mecab-ipadic-utf8); empty: MeCab's
-  // default.
+  // configured default.
   std::string mecab_dicdir;
   // sudachi-synonyms-dictionary.json from the npm package
   // sudachi-synonyms-dictionary (installed under models/node_modules).
   std::string sudachi_synonyms_path;
+  // Longer questions are refused ("unsupported") unread: the guard's cost
+  // stays bounded and long prompts are rarely paraphrases of each other.
+  size_t max_query_bytes = 2048;
 };
 
-// NotFound / Corruption when a resource is missing or unreadable.
+// NotFound / Corruption when a resource is missing or unreadable. Loading
+// reads about 45 MB of text once (well under a second); share the guard.
 Result<std::unique_ptr<LexicalGuard>> NewLexicalGuard(const LexicalGuardOptions& options);
 
 }  // namespace llmcache
