@@ -2,6 +2,7 @@
 // Two texts that mean the same get vectors with a high cosine similarity.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -63,5 +64,31 @@ struct UseLiteOptions {
 };
 
 Result<std::unique_ptr<Embedder>> NewUseLiteEmbedder(const UseLiteOptions& options);
+
+// `openai`: any OpenAI-compatible embeddings endpoint (Ollama, TEI, vLLM, a
+// hosted API). POSTs {url}/embeddings with {"model", "input": [...]}, keeps
+// an exact LRU cache of the vectors it got, so a repeated text costs no
+// request. Pick a multilingual model here for non-English traffic.
+struct OpenAiEmbedderOptions {
+  // Base URL like an OpenAI client's base_url, e.g. http://127.0.0.1:11434/v1.
+  std::string url;
+  std::string model;    // required; the id is "openai:<model>"
+  std::string api_key;  // sent as a Bearer token; empty: no Authorization
+  // Bound on one HTTP exchange (connect, send, whole answer). Embedding sits
+  // on the request path of the cache, so keep this short: on timeout Embed
+  // fails and the cache treats the request as a miss.
+  std::chrono::milliseconds timeout{10'000};
+  size_t batch_size = 64;  // texts per HTTP request
+  // Vectors kept in the exact cache (about dimension * 4 bytes each, plus
+  // the text); 0 disables it.
+  size_t cache_max_entries = 10'000;
+  // Expected dimension; 0 learns it from the first answer. Answers of
+  // another dimension are errors, never mixed into one index.
+  size_t dimension = 0;
+};
+
+// InvalidArgument for a missing url/model or a malformed url. Does not
+// contact the endpoint.
+Result<std::unique_ptr<Embedder>> NewOpenAiEmbedder(const OpenAiEmbedderOptions& options);
 
 }  // namespace llmcache

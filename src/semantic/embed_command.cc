@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
 
@@ -69,16 +70,39 @@ int RunEmbedCommand(Embedder& embedder, size_t batch_lines, std::istream& in, st
   return 0;
 }
 
+Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderChoice& choice) {
+  if (choice.embedder == "use-lite") {
+    UseLiteOptions use_lite;
+    use_lite.model_dir = choice.model_dir.empty() ? DefaultUseLiteModelDir() : choice.model_dir;
+    use_lite.threads = choice.threads;
+    return NewUseLiteEmbedder(use_lite);
+  }
+  if (choice.embedder == "openai") {
+    if (choice.url.empty() || choice.model.empty()) {
+      return Err(
+          Status::InvalidArgument("--embedder openai needs --embedder-url and --embedder-model"));
+    }
+    OpenAiEmbedderOptions openai;
+    openai.url = choice.url;
+    openai.model = choice.model;
+    openai.timeout = choice.timeout;
+    if (!choice.api_key_env.empty()) {
+      const char* key = std::getenv(choice.api_key_env.c_str());
+      if (key == nullptr || *key == '\0') {
+        return Err(Status::InvalidArgument("environment variable " + choice.api_key_env +
+                                           " (--embedder-api-key-env) is not set"));
+      }
+      openai.api_key = key;
+    }
+    return NewOpenAiEmbedder(openai);
+  }
+  return Err(Status::InvalidArgument("unknown embedder \"" + choice.embedder +
+                                     "\" (built in: use-lite, openai)"));
+}
+
 int RunEmbedCommand(const EmbedCommandOptions& options, std::istream& in, std::ostream& out,
                     std::ostream& err) {
-  if (options.embedder != "use-lite") {
-    err << "llmcache embed: unknown embedder \"" << options.embedder << "\" (built in: use-lite)\n";
-    return 2;
-  }
-  UseLiteOptions use_lite;
-  use_lite.model_dir = options.model_dir.empty() ? DefaultUseLiteModelDir() : options.model_dir;
-  use_lite.threads = options.threads;
-  auto embedder = NewUseLiteEmbedder(use_lite);
+  auto embedder = MakeEmbedder(options);
   if (!embedder) {
     err << "llmcache embed: " << embedder.error().ToString() << "\n";
     return 2;

@@ -4,8 +4,10 @@
 // flushed per batch, so the command also works as a pipe filter.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,10 +15,27 @@
 
 namespace llmcache::semantic {
 
-struct EmbedCommandOptions {
-  std::string embedder = "use-lite";  // only "use-lite" is built in here
+// Which embedder a command uses, as its flags name it:
+//   --embedder use-lite|openai --embedder-url URL --embedder-model NAME
+//   [--embedder-api-key-env VAR] [--model-dir DIR] [--threads N]
+struct EmbedderChoice {
+  std::string embedder = "use-lite";  // "use-lite" or "openai"
   std::string model_dir;              // use-lite: the package directory; empty: the default
-  int threads = 1;
+  int threads = 1;                    // use-lite
+  std::string url;                    // openai: base URL, e.g. http://127.0.0.1:11434/v1
+  std::string model;                  // openai: model name, e.g. nomic-embed-text
+  // openai: environment variable holding the API key; empty: no key. A
+  // variable, never the key itself, so keys stay out of shell history.
+  std::string api_key_env;
+  std::chrono::milliseconds timeout{30'000};  // openai: per request
+};
+
+// InvalidArgument for unusable choices (unknown embedder, openai without
+// url or model, an api_key_env that is not set); the embedder's own load
+// errors otherwise.
+Result<std::unique_ptr<Embedder>> MakeEmbedder(const EmbedderChoice& choice);
+
+struct EmbedCommandOptions : EmbedderChoice {
   size_t batch_lines = 64;  // lines per Embed call
 };
 
