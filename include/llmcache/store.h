@@ -84,6 +84,19 @@ class Store {
 
   virtual StoreStats Stats() const = 0;
 
+  // Non-blocking forms, for stores that wait on the network (Redis): the
+  // caller's event loop thread is not held while the store waits. `done`
+  // runs exactly once, either inline (before the call returns) or on a
+  // thread of the store's (never a thread per call); it must not block, and
+  // should hand the result back to the caller's executor. The defaults run
+  // the blocking form inline.
+  using LookupCallback = std::function<void(Result<StoreHit>)>;
+  using InsertCallback = std::function<void(Status)>;
+  virtual void LookupAsync(std::string_view key, LookupCallback done) { done(Lookup(key)); }
+  virtual void InsertAsync(std::shared_ptr<const CacheEntry> entry, InsertCallback done) {
+    done(Insert(std::move(entry)));
+  }
+
   // Stats of each tier inside this store, outermost first; a single-tier
   // store reports itself.
   virtual std::vector<std::pair<const char*, StoreStats>> TierStats() const {
@@ -112,6 +125,61 @@ struct RocksDbStoreOptions {
   bool sync_writes = false;
 };
 Result<std::unique_ptr<Store>> OpenRocksDbStore(RocksDbStoreOptions options);
+
+// Health of a store that depends on a remote service (Redis). Readable from
+// any thread; it outlives the store it describes (a destroyed store reads as
+// degraded). The gateway exports it on /healthz and in metrics.
+class StoreHealth {
+ public:
+  virtual ~StoreHealth() = default;
+  // True while the remote cannot be used: calls fail fast with Unavailable
+  // and the caller falls back to its local tier and the upstream.
+  virtual bool degraded() const = 0;
+  // One line on the current state (last error, retry time); no secrets.
+  virtual std::string detail() const = 0;
+};
+
+// A shared Redis tier (see docs/redis.md). Entries live under
+// `<key_prefix>e:<key>` as hashes holding the checksummed entry encoding and
+// the entry's access data; a few index keys under `<key_prefix>i:` keep the
+// byte total, the LRU order and the expiry order.
+struct RedisStoreOptions {
+  // redis://[[user]:password@]HOST:PORT[/DB] or
+  // redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB].
+  std::string url = "redis://127.0.0.1:6379";
+  // Name of an environment variable holding the password; when set and
+  // non-empty it overrides a password in the URL. Empty: none.
+  std::string password_env;
+  // Prefix of every key this store touches; stores with different prefixes
+  // share one Redis without seeing each other.
+  std::string key_prefix = "llmcache:";
+  // Bound on the encoded bytes this store keeps (least recently used
+  // entries are evicted past it). 0: no bound of our own; rely on Redis
+  // `maxmemory` + `allkeys-lru` (the recommended production setup).
+  uint64_t max_bytes = 0;
+  // A value read back larger than this is treated as corrupt (another
+  // writer), never transferred; inserts larger than it are refused.
+  uint64_t max_value_bytes = 64ull << 20;
+  ExpiryOptions expiry;
+  std::shared_ptr<Clock> clock;  // null: SystemClock()
+  int max_connections = 8;
+  int64_t connect_timeout_ms = 250;
+  int64_t command_timeout_ms = 500;
+  // While Redis is unreachable, calls fail at once (Unavailable) for this
+  // long after a failure, doubling per failed reconnect up to the max.
+  int64_t backoff_initial_ms = 100;
+  int64_t backoff_max_ms = 5000;
+  // Redis's own expiry (PEXPIRE) is set this long after the entry's logical
+  // deadline: the store decides expiry by `clock`; Redis expiry only
+  // collects what nobody reads, so clock skew between replicas and Redis
+  // never serves an expired entry.
+  int64_t expire_grace_ms = 60000;
+};
+// Never fails because Redis is unreachable (the store starts degraded and
+// reconnects); InvalidArgument for a bad URL or options. When health is not
+// null it receives the store's health handle.
+Result<std::unique_ptr<Store>> OpenRedisStore(RedisStoreOptions options,
+                                              std::shared_ptr<const StoreHealth>* health = nullptr);
 
 // A memory tier in front of a persistent store: lookups try memory first and
 // promote what they find below; inserts write through to both. Hits served
