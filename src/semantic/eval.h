@@ -1,0 +1,96 @@
+// `llmcache eval SET.jsonl`: measures the semantic cache on a labelled set.
+//
+// Each line is {"text","intent","family","lang"}: the same intent means a
+// paraphrase (same answer); the same family with another intent is a hard
+// negative ("paid leave" vs "sick leave"). Whole intents are held out: the
+// cache is seeded with the first query of every other intent and queried
+// with the rest, so held-out intents test the hard negatives of their cached
+// siblings. For each threshold the report gives the hit rate on true
+// paraphrases and the false-hit rate, per language, with and without the
+// lexical guard (and with the verifier when one is configured).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llmcache/semantic_cache.h"
+
+namespace llmcache::semantic {
+
+struct EvalItem {
+  std::string text;
+  std::string intent;
+  std::string family;
+  std::string lang;
+};
+
+// One item per non-empty line. InvalidArgument names the bad line.
+Result<std::vector<EvalItem>> LoadEvalSet(const std::string& path);
+
+struct EvalOptions {
+  // The cache configuration under test (embedder, guard, verifier, index,
+  // top_k, thresholds, max_unknown_fraction, ...). data_dir is ignored.
+  SemanticCacheOptions cache;
+  // Thresholds to sweep; the short-query threshold keeps its distance to the
+  // threshold from cache.thresholds (capped at 0.99).
+  std::vector<double> thresholds = {0.60,  0.65, 0.70,  0.75, 0.775, 0.80,
+                                    0.825, 0.85, 0.875, 0.90, 0.925, 0.95};
+  // Share of each family's intents held out (at least one of every family
+  // with two or more intents).
+  double holdout_fraction = 0.3;
+  uint64_t seed = 42;
+};
+
+struct EvalRow {
+  std::string lang;  // "all" or a language
+  std::string mode;  // "cosine", "guard", "guard+verifier"
+  double threshold = 0;
+  double short_threshold = 0;
+  size_t queries = 0;             // every query of this language
+  size_t paraphrase_queries = 0;  // queries whose intent is cached
+  size_t true_hits = 0;           // served their own intent's answer
+  size_t false_hits = 0;          // served another intent's answer
+  // Why paraphrase queries of cached intents got no hit (SemanticLookup::reason).
+  std::map<std::string, size_t> paraphrase_misses;
+  double hit_rate() const {
+    return paraphrase_queries ? double(true_hits) / paraphrase_queries : 0;
+  }
+  double false_hit_rate() const { return queries ? double(false_hits) / queries : 0; }
+};
+
+struct EvalReport {
+  size_t items = 0;
+  size_t intents = 0;
+  size_t cached_intents = 0;
+  size_t held_out_intents = 0;
+  std::vector<EvalRow> rows;
+};
+
+Result<EvalReport> RunEval(const std::vector<EvalItem>& items, const EvalOptions& options);
+
+// A markdown table, one row per (language, mode, threshold), then why
+// paraphrases were missed (all languages) per mode and threshold.
+std::string EvalMarkdown(const EvalReport& report);
+
+struct EvalCommandOptions {
+  std::string set_path;
+  std::string model_dir;  // use-lite package directory; empty: the default
+  bool guard = true;      // also measure with the lexical guard (when built)
+  double holdout_fraction = 0.3;
+  uint64_t seed = 42;
+  std::vector<double> thresholds;  // empty: EvalOptions' default sweep
+};
+
+// Exit code: 0 ok, 1 failure, 2 unusable options. The table goes to `out`.
+int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::ostream& err);
+
+// The lexical guard with the resources install-deps provides, when this
+// build has one; null otherwise (and `why` says so).
+std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why);
+
+}  // namespace llmcache::semantic
