@@ -1,0 +1,105 @@
+// Every vectorised kernel against its plain reference, and the reference
+// against float arithmetic on the dequantised values.
+#include "engine/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace llmcache::engine {
+namespace {
+
+class KernelTest : public ::testing::TestWithParam<GgmlType> {};
+
+std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+TEST_P(KernelTest, FastMatchesReferenceAndReferenceMatchesFloats) {
+  const GgmlType type = GetParam();
+  constexpr size_t kN = 1024;  // four K-quant super-blocks
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const auto w = RandomFloats(kN, seed, 1.0f);
+    auto x = RandomFloats(kN, seed + 1000, 3.0f);
+    if (seed == 2) std::fill(x.begin(), x.begin() + 256, 0.0f);  // all-zero blocks
+    std::vector<uint8_t> row(*RowBytes(type, kN));
+    ASSERT_TRUE(QuantizeRow(type, w, row).ok());
+    std::vector<float> wf(kN);
+    ASSERT_TRUE(DequantizeRow(type, row, wf).ok());
+    std::vector<uint8_t> act(ActivationBytes(type, kN));
+    ConvertActivation(type, x, act);
+
+    const float ref = GetVecDot(type, KernelIsa::kGeneric)(row.data(), act.data(), kN);
+    double exact = 0;
+    double magnitude = 0;
+    for (size_t i = 0; i < kN; ++i) {
+      exact += static_cast<double>(wf[i]) * x[i];
+      magnitude += std::fabs(static_cast<double>(wf[i]) * x[i]);
+    }
+    // The activation's own rounding: none for F32, 8 bits for Q8_*.
+    const double act_tol = type == GgmlType::kF32 ? 1e-5 : (type == GgmlType::kF16 ? 2e-3 : 2e-2);
+    EXPECT_NEAR(ref, exact, act_tol * magnitude) << "seed " << seed;
+
+    if (!KernelIsaSupported(KernelIsa::kAvx2)) continue;
+    const float fast = GetVecDot(type, KernelIsa::kAvx2)(row.data(), act.data(), kN);
+    // Same integer sums; only the float summation order differs.
+    EXPECT_NEAR(fast, ref, 1e-5 * magnitude + 1e-6) << "seed " << seed;
+  }
+}
+
+TEST_P(KernelTest, MatVecRowsFillsOnlyItsRange) {
+  const GgmlType type = GetParam();
+  constexpr size_t kCols = 256, kRows = 8;
+  const auto w = RandomFloats(kCols * kRows, 7, 1.0f);
+  const size_t rb = *RowBytes(type, kCols);
+  std::vector<uint8_t> data(rb * kRows);
+  for (size_t r = 0; r < kRows; ++r) {
+    ASSERT_TRUE(QuantizeRow(type, std::span(w).subspan(r * kCols, kCols),
+                            std::span(data).subspan(r * rb, rb))
+                    .ok());
+  }
+  const auto x = RandomFloats(kCols, 8, 1.0f);
+  std::vector<uint8_t> act(ActivationBytes(type, kCols));
+  ConvertActivation(type, x, act);
+  const WeightMatrix m{type, data.data(), kRows, kCols, rb};
+  std::vector<float> out(kRows, -42.0f);
+  const VecDotFn dot = GetVecDot(type, BestKernelIsa());
+  MatVecRows(m, act.data(), dot, 2, 5, out.data());
+  for (size_t r = 0; r < kRows; ++r) {
+    if (r < 2 || r >= 5) {
+      EXPECT_EQ(out[r], -42.0f);
+    } else {
+      EXPECT_EQ(out[r], dot(data.data() + r * rb, act.data(), kCols));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, KernelTest,
+                         ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
+                                           GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,
+                                           GgmlType::kQ6_K),
+                         [](const auto& info) {
+                           return std::string(
+                               GetTypeTraits(static_cast<uint32_t>(info.param))->name);
+                         });
+
+TEST(ActivationTest, Q8KMatchesGgmlScheme) {
+  std::vector<float> x(kQK_K, 0.5f);
+  x[3] = -2.0f;  // the largest magnitude is negative: scale is -127/max
+  std::vector<uint8_t> act(ActivationBytes(GgmlType::kQ4_K, kQK_K));
+  ConvertActivation(GgmlType::kQ4_K, x, act);
+  const auto* b = reinterpret_cast<const BlockQ8_K*>(act.data());
+  EXPECT_EQ(b->qs[3], -127);
+  EXPECT_EQ(b->qs[0], 32);  // 0.5 * 63.5 = 31.75 -> 32
+  EXPECT_FLOAT_EQ(b->d, 2.0f / 127.0f);
+  EXPECT_EQ(b->bsums[0], 15 * 32 - 127);
+}
+
+}  // namespace
+}  // namespace llmcache::engine
