@@ -877,6 +877,24 @@ Usage ExtractUsage(std::string_view body) {
   }
 }
 
+std::optional<Usage> ParseAnswerUsage(std::string_view body) {
+  try {
+    json::monotonic_resource mr;
+    auto doc = Parse(body, json::storage_ptr(&mr));
+    if (!doc || !doc->is_object()) return std::nullopt;
+    Usage usage;
+    const json::value* u = doc->get_object().if_contains("usage");
+    if (u != nullptr && u->is_object()) {
+      usage.present = true;
+      usage.prompt_tokens = TokenCount(u->get_object(), "prompt_tokens");
+      usage.completion_tokens = TokenCount(u->get_object(), "completion_tokens");
+    }
+    return usage;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 Usage ExtractUsageFromStream(const std::vector<std::string>& events) {
   try {
     for (auto it = events.rbegin(); it != events.rend(); ++it) {

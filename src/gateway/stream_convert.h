@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
@@ -92,6 +93,10 @@ struct Usage {
 // `usage` of a complete response body (counts saturate at UINT32_MAX;
 // missing or non-integer counts are 0). Not present on any error.
 Usage ExtractUsage(std::string_view body);
+// One parse for what a miss needs of a complete response body: nullopt when
+// it is not a JSON object (not to be cached), else its `usage` as
+// ExtractUsage reports it.
+std::optional<Usage> ParseAnswerUsage(std::string_view body);
 // The last non-null `usage` of a stream.
 Usage ExtractUsageFromStream(const std::vector<std::string>& events);
 

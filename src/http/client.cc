@@ -1,5 +1,6 @@
 #include "http/client.h"
 
+#include <type_traits>
 #include <variant>
 
 #include <boost/url/parse.hpp>
@@ -16,7 +17,16 @@ struct HttpClient::Connection {
   bool reused = false;
 
   template <class... Args>
-  explicit Connection(Args&&... args) : stream(std::forward<Args>(args)...) {}
+  explicit Connection(Args&&... args) : stream(std::forward<Args>(args)...) {
+    // Beast sizes each read by the buffer's free capacity (at least 512
+    // bytes): an empty buffer would read a typical answer 512 bytes at a
+    // time, one reactor round trip each.
+    buffer.reserve(16 << 10);
+    if (auto* p = std::get_if<Plain>(&stream)) {
+      boost::system::error_code ec;
+      p->socket().non_blocking(true, ec);  // see kPlain in Exchange
+    }
+  }
 
   beast::tcp_stream& tcp() {
     if (auto* p = std::get_if<Plain>(&stream)) return *p;
@@ -48,13 +58,28 @@ struct Outcome {
   bool reusable = false;
 };
 
+bool WouldBlock(const boost::system::error_code& ec) {
+  return ec == net::error::would_block || ec == net::error::try_again;
+}
+
 template <class Stream>
 awaitable<Outcome> Exchange(Stream& stream, beast::tcp_stream& tcp, beast::flat_buffer& buffer,
                             const bhttp::request<bhttp::string_body>& req,
                             const ClientOptions& options, UpstreamSink& sink) {
+  // Plain connections run their sockets non-blocking: each write and read is
+  // first tried synchronously and only waits (asynchronously, under
+  // read_timeout) when the kernel has no room or no data yet. A request that
+  // fits the socket buffer and an answer that arrives with its head cost no
+  // timer arming and no reactor round trip; each of those is a syscall.
+  constexpr bool kPlain = std::is_same_v<Stream, beast::tcp_stream>;
   Outcome out;
-  tcp.expires_after(options.read_timeout);
-  auto [wec, wn] = co_await bhttp::async_write(stream, req, use_nothrow);
+  bhttp::request_serializer<bhttp::string_body> sr{req};
+  boost::system::error_code wec;
+  if constexpr (kPlain) bhttp::write(tcp.socket(), sr, wec);
+  if (!kPlain || WouldBlock(wec)) {
+    tcp.expires_after(options.read_timeout);
+    std::tie(wec, std::ignore) = co_await bhttp::async_write(stream, sr, use_nothrow);
+  }
   if (wec) {
     out.status = FromError(wec, "writing the request upstream");
     co_return out;
@@ -80,10 +105,15 @@ awaitable<Outcome> Exchange(Stream& stream, beast::tcp_stream& tcp, beast::flat_
   while (!parser.is_done()) {
     parser.get().body().data = chunk;
     parser.get().body().size = sizeof(chunk);
-    tcp.expires_after(options.read_timeout);
     // read_some returns as soon as bytes arrive, so streamed answers are
     // relayed live; what arrived before an error is still delivered.
-    auto [rec, rn] = co_await bhttp::async_read_some(stream, buffer, parser, use_nothrow);
+    boost::system::error_code rec;
+    if constexpr (kPlain) bhttp::read_some(tcp.socket(), buffer, parser, rec);
+    if (!kPlain || WouldBlock(rec)) {
+      tcp.expires_after(options.read_timeout);
+      std::tie(rec, std::ignore) =
+          co_await bhttp::async_read_some(stream, buffer, parser, use_nothrow);
+    }
     size_t got = sizeof(chunk) - parser.get().body().size;
     if (got > 0 && !co_await sink.OnBody(std::string_view(chunk, got))) {
       out.status = Status::IOError("aborted");

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <span>
+
 #include <boost/json.hpp>
 
 #include <spdlog/spdlog.h>
@@ -14,6 +16,33 @@ awaitable<bool> WriteError(beast::tcp_stream& stream, std::chrono::milliseconds 
   stream.expires_after(timeout);
   auto [ec, n] = co_await bhttp::async_write(stream, res, use_nothrow);
   co_return !ec;
+}
+
+bool WouldBlock(const boost::system::error_code& ec) {
+  return ec == net::error::would_block || ec == net::error::try_again;
+}
+
+// Connections run their sockets in non-blocking mode, so a synchronous
+// operation either completes from what the kernel already has or fails with
+// would_block, and only then does the caller fall back to the asynchronous
+// operation with its deadline. The common case (a request already in the
+// buffer, a response that fits the socket buffer) thus costs no timer
+// arming, no reactor registration and no trip through the scheduler: each of
+// those is a syscall or a wake-up, which is expensive on a virtual machine.
+// The deadlines are unchanged: nothing can wait without one.
+awaitable<boost::system::error_code> WriteAll(beast::tcp_stream& stream,
+                                              std::span<const net::const_buffer> buffers,
+                                              std::chrono::milliseconds timeout) {
+  boost::system::error_code ec;
+  size_t n = stream.socket().write_some(buffers, ec);
+  if (ec && !WouldBlock(ec)) co_return ec;
+  if (ec) n = 0;
+  beast::buffers_suffix<std::span<const net::const_buffer>> rest(buffers);
+  rest.consume(n);
+  if (beast::buffer_bytes(rest) == 0) co_return boost::system::error_code{};
+  stream.expires_after(timeout);
+  auto [wec, wn] = co_await net::async_write(stream, rest, use_nothrow);
+  co_return wec;
 }
 
 class ConnectionWriter final : public ResponseWriter {
@@ -34,8 +63,24 @@ class ConnectionWriter final : public ResponseWriter {
     if (!keep_alive_) response.keep_alive(false);
     keep_alive_ = response.keep_alive();
     response.prepare_payload();
-    stream_.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await bhttp::async_write(stream_, response, use_nothrow);
+    bhttp::response_serializer<bhttp::string_body> sr{response};
+    boost::system::error_code ec;
+    bhttp::write(stream_.socket(), sr, ec);  // see WriteAll
+    if (WouldBlock(ec)) {
+      stream_.expires_after(options_.write_timeout);
+      std::tie(ec, std::ignore) = co_await bhttp::async_write(stream_, sr, use_nothrow);
+    }
+    if (ec) broken_ = true;
+    co_return !ec;
+  }
+
+  awaitable<bool> SendPrebuilt(std::string_view head, std::string_view body,
+                               bool keep_alive) override {
+    if (sent_) co_return false;
+    sent_ = true;
+    keep_alive_ = keep_alive_ && keep_alive;
+    const net::const_buffer parts[] = {net::buffer(head), net::buffer(body)};
+    auto ec = co_await WriteAll(stream_, parts, options_.write_timeout);
     if (ec) broken_ = true;
     co_return !ec;
   }
@@ -114,6 +159,23 @@ class ConnectionWriter final : public ResponseWriter {
 };
 
 }  // namespace
+
+awaitable<bool> ResponseWriter::SendPrebuilt(std::string_view head, std::string_view body,
+                                             bool keep_alive) {
+  bhttp::response_parser<bhttp::empty_body> parser;
+  parser.eager(false);
+  boost::system::error_code ec;
+  parser.put(net::buffer(head), ec);
+  if (!parser.is_header_done()) {
+    co_return co_await Send(MakeErrorResponse(500, "malformed prebuilt response", "server_error",
+                                              {}, "internal_error", 11, false));
+  }
+  Response res;
+  res.base() = parser.get().base();
+  res.body() = std::string(body);
+  res.keep_alive(keep_alive);
+  co_return co_await Send(std::move(res));
+}
 
 Response MakeErrorResponse(unsigned status, std::string_view message, std::string_view type,
                            std::string_view param, std::string_view code, unsigned version,
@@ -225,6 +287,7 @@ awaitable<void> Server::Session(int worker, tcp::socket socket) {
   socket.set_option(tcp::no_delay(true), ec);
   std::string remote;
   if (auto ep = socket.remote_endpoint(ec); !ec) remote = ep.address().to_string();
+  socket.non_blocking(true, ec);  // see WriteAll
   beast::tcp_stream stream(std::move(socket));
 
   if (active_.load(std::memory_order_relaxed) > options_.max_connections) {
@@ -235,10 +298,14 @@ awaitable<void> Server::Session(int worker, tcp::socket socket) {
   }
 
   beast::flat_buffer buffer;
+  // Request bodies of one connection reuse one allocation.
+  std::string spare_body;
   while (true) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(options_.max_header_bytes);
+    spare_body.clear();
+    parser.get().body() = std::move(spare_body);
 
     if (buffer.size() == 0) {
       // Idle keep-alive wait: nothing of the next request has arrived yet.
@@ -248,7 +315,12 @@ awaitable<void> Server::Session(int worker, tcp::socket socket) {
       buffer.commit(n);
     }
     stream.expires_after(options_.request_timeout);
-    auto [hec, hn] = co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
+    // What already arrived is parsed without waiting (see WriteAll).
+    boost::system::error_code hec;
+    bhttp::read_header(stream.socket(), buffer, parser, hec);
+    if (WouldBlock(hec))
+      std::tie(hec, std::ignore) =
+          co_await bhttp::async_read_header(stream, buffer, parser, use_nothrow);
     if (!hec && parser.get()[bhttp::field::expect] == "100-continue" && !parser.is_done()) {
       if (parser.content_length() && *parser.content_length() > options_.max_body_bytes) {
         hec = bhttp::error::body_limit;
@@ -259,7 +331,11 @@ awaitable<void> Server::Session(int worker, tcp::socket socket) {
       }
     }
     boost::system::error_code rec = hec;
-    if (!rec) std::tie(rec, std::ignore) = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+    if (!rec && !parser.is_done()) {
+      bhttp::read(stream.socket(), buffer, parser, rec);
+      if (WouldBlock(rec))
+        std::tie(rec, std::ignore) = co_await bhttp::async_read(stream, buffer, parser, use_nothrow);
+    }
     if (rec) {
       if (rec == bhttp::error::end_of_stream || rec == net::error::eof ||
           rec == net::error::connection_reset) {
@@ -307,6 +383,7 @@ awaitable<void> Server::Session(int worker, tcp::socket socket) {
           MakeErrorResponse(500, "no response produced", "server_error", {}, "internal_error"));
     }
     if (!writer.reusable()) break;
+    spare_body = std::move(req.body());
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.close();

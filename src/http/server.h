@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -49,6 +50,15 @@ class ResponseWriter {
  public:
   virtual ~ResponseWriter() = default;
   virtual awaitable<bool> Send(Response response) = 0;
+  // A whole response from prebuilt parts, for hot paths that serve stored
+  // bytes: `head` is the status line and header block up to and including
+  // the blank line (it must carry Content-Length and, for HTTP/1.1 without
+  // keep-alive or HTTP/1.0 with it, the Connection header matching
+  // `keep_alive`); `body` follows it without being copied. Both must stay
+  // valid until the returned awaitable completes. The default parses `head`
+  // and calls Send.
+  virtual awaitable<bool> SendPrebuilt(std::string_view head, std::string_view body,
+                                       bool keep_alive);
   // Starts a chunked response; `head` must not set a content length.
   virtual awaitable<bool> BeginStream(bhttp::response_header<> head) = 0;
   virtual awaitable<bool> WriteChunk(std::string_view data) = 0;

@@ -352,6 +352,11 @@ Status MemoryStore::Insert(std::shared_ptr<const CacheEntry> entry) {
                                        std::to_string(options_.max_bytes));
     }
     const int64_t now = clock_->NowMillis();
+    // The caller's only reference, handed over: nobody else can reach the
+    // object (and so see it change), so the store adopts it instead of
+    // copying it on the first hit. Exact without the lock: a reference can
+    // only be copied by its holder, and we hold the only one.
+    const bool adopt = entry.use_count() == 1;
     const CacheEntry* raw = entry.get();
     const uint64_t hash = Xxh3(entry->key);
     Shard& s = ShardFor(hash);
@@ -382,7 +387,7 @@ Status MemoryStore::Insert(std::shared_ptr<const CacheEntry> entry) {
       n->reported_hits = n->fields.hit_count;
       n->deadline_ms = ExpiryDeadlineMs(n->fields, options_.expiry);
       n->entry = std::move(entry);
-      n->owned = false;
+      n->owned = adopt;
       if (inserted) {
         s.HeapPush(n);
       } else {

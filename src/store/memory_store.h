@@ -30,10 +30,12 @@ namespace llmcache {
 //   open-addressing table whose node holds the key inline, an LRU splice
 //   and, in the common case, no copy: access data lives in the node, and the
 //   stored entry is updated in place when no caller still holds it (the
-//   store owns that copy and its reference count says it is unshared). The
-//   entry is copied only on the first hit after Insert (the inserted object
-//   belongs to the caller; once per entry, under the lock) and when an
-//   earlier reader still holds it (outside the lock).
+//   store owns that object and its reference count says it is unshared). An
+//   inserted entry is owned when Insert received the caller's only
+//   reference (the gateway hands its new entries over that way); otherwise
+//   (the caller keeps a reference) it is copied on its first hit, once,
+//   under the lock. It is also copied when an earlier reader still holds it
+//   (outside the lock).
 // - Insert may evict; eviction picks, among the 16 shards' LRU tails, the
 //   least recently used one, so the bound is global and the order is LRU to
 //   the millisecond of the clock.
@@ -41,7 +43,9 @@ namespace llmcache {
 //   grow with reads, so stale heap keys are fixed lazily when popped, and a
 //   call with nothing expired costs 16 lock/unlock pairs.
 // Entries returned by Lookup are never modified afterwards; entries passed to
-// Insert are never modified at all.
+// Insert are never modified while anyone but the store can reach them. So an
+// entry handed over as the only reference must not be a const object
+// (make_shared<CacheEntry>, not make_shared<const CacheEntry>).
 class MemoryStore final : public Store, public AccessSource {
  public:
   explicit MemoryStore(MemoryStoreOptions options);

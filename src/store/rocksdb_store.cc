@@ -184,7 +184,8 @@ class RocksDbStore final : public Store, public AccessSink {
  private:
   enum class RecordState { kAbsent, kValid, kCorrupt };
 
-  std::mutex& StripeFor(std::string_view key) { return stripes_[Xxh3(key) % kStripes]; }
+  static size_t StripeIndex(std::string_view key) { return Xxh3(key) % kStripes; }
+  std::mutex& StripeFor(std::string_view key) { return stripes_[StripeIndex(key)]; }
 
   // Reads key's access record. IOError only when RocksDB itself failed.
   Result<RecordState> ReadRecord(std::string_view key, AccessRecord* rec);
@@ -219,6 +220,12 @@ class RocksDbStore final : public Store, public AccessSink {
   // Serialises each key's read-modify-write of its access record against
   // Insert/Erase of the same key, which keeps the byte totals exact.
   std::array<std::mutex, kStripes> stripes_;
+  // Per stripe, guarded by it: the last key a Lookup found absent, which
+  // spares the Insert that typically follows a miss its read of the old
+  // access record. Both halves of an entry are written and deleted in one
+  // batch, so an absent entry means an absent record; every write of a key
+  // under its stripe clears a hint naming it (only Insert can create one).
+  std::array<std::string, kStripes> absent_hint_;
   std::mutex maintain_mu_;
   std::string sweep_cursor_;  // guarded by maintain_mu_
 
@@ -354,11 +361,15 @@ Result<StoreHit> RocksDbStore::Lookup(std::string_view key) {
 Result<StoreHit> RocksDbStore::LookupImpl(std::string_view key) {
   const int64_t now = clock_->NowMillis();
   const rocksdb::Slice k(key.data(), key.size());
-  std::lock_guard lock(StripeFor(key));
+  const size_t stripe = StripeIndex(key);
+  std::lock_guard lock(stripes_[stripe]);
 
   rocksdb::PinnableSlice value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), entries_cf_, k, &value);
-  if (s.IsNotFound()) return Err(Status::NotFound());
+  if (s.IsNotFound()) {
+    absent_hint_[stripe].assign(key);
+    return Err(Status::NotFound());
+  }
   if (s.IsCorruption()) {
     // RocksDB's own block checksum failed: same outcome as ours.
     AccessRecord rec;
@@ -405,7 +416,8 @@ Result<StoreHit> RocksDbStore::LookupImpl(std::string_view key) {
     entries_.fetch_add(1, std::memory_order_relaxed);
     bytes_.fetch_add(rec.bytes, std::memory_order_relaxed);
   }
-  return StoreHit{std::make_shared<const CacheEntry>(std::move(e)), Name()};
+  // Not a const object: an outer tier may adopt it (see MemoryStore).
+  return StoreHit{std::make_shared<CacheEntry>(std::move(e)), Name()};
 }
 
 Status RocksDbStore::Insert(std::shared_ptr<const CacheEntry> entry) {
@@ -433,9 +445,12 @@ Status RocksDbStore::InsertImpl(std::shared_ptr<const CacheEntry> entry) {
   const AccessRecord rec = AccessRecord::Of(*entry, size);
   const rocksdb::Slice k(entry->key);
   {
-    std::lock_guard lock(StripeFor(entry->key));
+    const size_t stripe = StripeIndex(entry->key);
+    std::lock_guard lock(stripes_[stripe]);
     AccessRecord old;
-    auto state = ReadRecord(entry->key, &old);
+    Result<RecordState> state = RecordState::kAbsent;
+    if (absent_hint_[stripe] != entry->key) state = ReadRecord(entry->key, &old);
+    absent_hint_[stripe].clear();
     if (!state) return state.error();
     rocksdb::WriteBatch batch;
     batch.Put(entries_cf_, k, value);
