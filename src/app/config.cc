@@ -8,6 +8,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "store/redis_url.h"
+
 namespace llmcache::app {
 namespace {
 
@@ -51,6 +53,8 @@ Status ApplyNamespace(const YAML::Node& n, gateway::NamespacePolicy& p) {
       p.ttl_ms = *t;
     } else if (k == "share_across_credentials") p.share_across_credentials = kv.second.as<bool>();
     else if (k == "normalize_whitespace") p.normalize_whitespace = kv.second.as<bool>();
+    else if (k == "semantic") p.semantic = kv.second.as<bool>();
+    else if (k == "semantic_threshold") p.semantic_threshold = kv.second.as<double>();
     else return Status::InvalidArgument("unknown namespace setting: " + k);
   }
   return Status::OK();
@@ -164,6 +168,11 @@ Status LoadConfigFile(const std::string& path, ServeConfig& c) {
       else if (k == "idle_ttl") s = duration(c.expiry.idle_ttl_ms);
       else if (k == "max_extended_ttl") s = duration(c.expiry.max_extended_ttl_ms);
       else if (k == "sync_writes") c.sync_writes = v.as<bool>();
+      else if (k == "store") c.store = v.as<std::string>();
+      else if (k == "store_password_env") c.store_password_env = v.as<std::string>();
+      else if (k == "store_key_prefix") c.store_key_prefix = v.as<std::string>();
+      else if (k == "semantic") c.semantic = v.as<bool>();
+      else if (k == "semantic_threshold") c.semantic_threshold = v.as<double>();
       else if (k == "normalize_whitespace") g.default_namespace.normalize_whitespace = v.as<bool>();
       else if (k == "share_across_credentials") g.default_namespace.share_across_credentials = v.as<bool>();
       else if (k == "max_body") s = bytes(g.server.max_body_bytes);
@@ -214,6 +223,15 @@ Status LoadConfigFile(const std::string& path, ServeConfig& c) {
   return Status::OK();
 }
 
+RedisStoreOptions RedisStoreOptionsFor(const ServeConfig& c) {
+  RedisStoreOptions o;
+  o.url = c.store;
+  o.password_env = c.store_password_env;
+  o.key_prefix = c.store_key_prefix;
+  o.expiry = c.expiry;
+  return o;
+}
+
 uint64_t MemoryBoundBytes(const ServeConfig& c) {
   if (c.memory_bound > 1) return static_cast<uint64_t>(c.memory_bound);
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
@@ -222,6 +240,13 @@ uint64_t MemoryBoundBytes(const ServeConfig& c) {
 }
 
 Status FinalizeConfig(ServeConfig& c) {
+  auto valid_threshold = [](double t) { return t > 0 && t <= 1; };
+  if (c.semantic_threshold && !valid_threshold(*c.semantic_threshold))
+    return Status::InvalidArgument("semantic_threshold must be in (0, 1]");
+  for (const auto& [name, ns] : c.gateway.namespaces) {
+    if (ns.semantic_threshold && !valid_threshold(*ns.semantic_threshold))
+      return Status::InvalidArgument("namespace " + name + ": semantic_threshold must be in (0, 1]");
+  }
   auto colon = c.listen.rfind(':');
   if (colon == std::string::npos) return Status::InvalidArgument("--listen must be HOST:PORT");
   std::string host = c.listen.substr(0, colon);
@@ -239,6 +264,15 @@ Status FinalizeConfig(ServeConfig& c) {
       return Status::InvalidArgument("environment variable " + c.upstream_api_key_env +
                                      " (--upstream-api-key-env) is not set");
     c.gateway.upstream_api_key = key;
+  }
+  if (c.store.empty()) c.store = "embedded";
+  if (c.store != "embedded") {
+    auto url = ParseRedisUrl(c.store);
+    if (!url) {
+      return Status::InvalidArgument("--store: " + url.error().message() +
+                                     " (use embedded, redis://... or redis-sentinel://...)");
+    }
+    if (c.store_key_prefix.empty()) return Status::InvalidArgument("store_key_prefix is empty");
   }
   return Status::OK();
 }

@@ -2,6 +2,7 @@
 // then command-line flags, each overriding the one before.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "gateway/gateway.h"
@@ -19,6 +20,16 @@ struct ServeConfig {
   uint64_t disk_max_bytes = 10ull << 30;
   ExpiryOptions expiry;
   bool sync_writes = false;
+  // Where entries live below the memory tier: "embedded" (RocksDB under
+  // data_dir) or a redis:// / redis-sentinel:// URL (see docs/redis.md).
+  std::string store = "embedded";
+  std::string store_password_env;  // environment variable with the Redis password
+  std::string store_key_prefix = "llmcache:";
+  // The semantic cache (`--semantic on`): paraphrases of cached chat
+  // questions get the cached answer. Off by default.
+  bool semantic = false;
+  // Cosine threshold; unset: the semantic cache's calibrated default.
+  std::optional<double> semantic_threshold;
 };
 
 // Parses "30s", "500ms", "7d", "2h", "15m" or a bare number of seconds.
@@ -32,5 +43,9 @@ Status LoadConfigFile(const std::string& path, ServeConfig& config);
 Status FinalizeConfig(ServeConfig& config);
 // Memory bound in bytes for the hot tier.
 uint64_t MemoryBoundBytes(const ServeConfig& config);
+// The Redis store settings for config.store (a redis:// or
+// redis-sentinel:// URL). No byte bound of its own: Redis's maxmemory
+// (with allkeys-lru) bounds it, see docs/redis.md.
+RedisStoreOptions RedisStoreOptionsFor(const ServeConfig& config);
 
 }  // namespace llmcache::app

@@ -84,5 +84,29 @@ TEST(ConfigTest, RejectsUnknownSettingsAndBadValues) {
   EXPECT_FALSE(FinalizeConfig(d).ok());
 }
 
+TEST(ConfigTest, StoreIsEmbeddedOrARedisUrl) {
+  std::string path = ::testing::TempDir() + "/llmcache_config_store.yaml";
+  std::ofstream(path) << "store: redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/cache\n"
+                         "store_password_env: REDIS_PASSWORD\n"
+                         "store_key_prefix: \"gw:\"\n";
+  ServeConfig c;
+  ASSERT_TRUE(LoadConfigFile(path, c).ok());
+  std::remove(path.c_str());
+  EXPECT_EQ(c.store, "redis-sentinel://10.0.0.1:26379,10.0.0.2:26379/cache");
+  EXPECT_EQ(c.store_password_env, "REDIS_PASSWORD");
+  EXPECT_EQ(c.store_key_prefix, "gw:");
+  EXPECT_TRUE(FinalizeConfig(c).ok());
+
+  ServeConfig d;
+  EXPECT_EQ(d.store, "embedded");
+  EXPECT_TRUE(FinalizeConfig(d).ok());
+  d.store = "redis://127.0.0.1:6379/1";
+  EXPECT_TRUE(FinalizeConfig(d).ok());
+  d.store = "redis://127.0.0.1:notaport";
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+  d.store = "memcached://127.0.0.1";
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+}
+
 }  // namespace
 }  // namespace llmcache::app

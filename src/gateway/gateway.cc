@@ -3,12 +3,16 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <shared_mutex>
 #include <thread>
-#include <unordered_set>
+#include <cstring>
+#include <unordered_map>
 
 #include "common/hash.h"
 #include "gateway/cache_control.h"
@@ -33,6 +37,57 @@ namespace {
 constexpr std::string_view kCacheHeader = "x-llmcache";
 constexpr std::string_view kKeyHeader = "x-llmcache-key";
 constexpr std::string_view kNamespaceHeader = "x-llmcache-namespace";
+constexpr std::string_view kSimilarityHeader = "x-llmcache-similarity";
+constexpr std::string_view kDocHashesHeader = "x-llmcache-doc-hashes";
+constexpr size_t kMaxDocHashes = 64;
+
+// Document hashes name RAG sources; they go into logs and admin answers, so
+// they are kept to a safe alphabet and size.
+bool IsValidDocHash(std::string_view h) {
+  if (h.empty() || h.size() > 128) return false;
+  for (char ch : h) {
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.' &&
+        ch != ':')
+      return false;
+  }
+  return true;
+}
+
+// The documents a request's answer is built on: the x-llmcache-doc-hashes
+// header (comma separated) and/or the body's extension object
+// {"llmcache": {"doc_hashes": [...]}}. nullopt: malformed.
+std::optional<std::vector<std::string>> ParseDocHashes(std::string_view header,
+                                                       std::string_view body) {
+  std::vector<std::string> out;
+  auto add = [&](std::string_view h) {
+    while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+    while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+    if (!IsValidDocHash(h)) return false;
+    if (std::find(out.begin(), out.end(), h) == out.end()) out.emplace_back(h);
+    return out.size() <= kMaxDocHashes;
+  };
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    if (!add(header.substr(0, comma))) return std::nullopt;
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  if (body.find("\"llmcache\"") != std::string_view::npos) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(body, ec);
+    if (ec || !v.is_object()) return out;  // the canonicalizer has already accepted the body
+    const auto* ext = v.as_object().if_contains("llmcache");
+    if (!ext) return out;
+    if (!ext->is_object()) return std::nullopt;
+    const auto* docs = ext->as_object().if_contains("doc_hashes");
+    if (!docs) return out;
+    if (!docs->is_array()) return std::nullopt;
+    for (const auto& d : docs->as_array()) {
+      if (!d.is_string() || !add(d.as_string())) return std::nullopt;
+    }
+  }
+  return out;
+}
 
 const char* RouteName(Route r) {
   switch (r) {
@@ -149,7 +204,12 @@ class Gateway::Impl {
         factory_(std::move(factory)),
         base_(std::move(base)),
         revisions_(ConfiguredRevisions(options_)) {
+    if (options_.semantic)
+      semantic_pool_ = std::make_unique<net::thread_pool>(std::max(1, options_.semantic_threads));
     RegisterMetrics();
+    for (const auto& [tier, stats] : store_->TierStats()) {
+      if (tier_names_.size() < kTierSlots) tier_names_.push_back(tier);
+    }
   }
 
   ~Impl() { Stop(); }
@@ -176,6 +236,13 @@ class Gateway::Impl {
     bg_cv_.notify_all();
     if (background_.joinable()) background_.join();
     if (server_) server_->Stop();
+    // Pool tasks finish (an Insert in progress completes) before the event
+    // loops they report to are destroyed.
+    if (semantic_pool_) semantic_pool_->join();
+    if (options_.semantic) {
+      Status s = options_.semantic->Checkpoint();
+      if (!s.ok()) spdlog::warn("semantic index checkpoint failed: {}", s.ToString());
+    }
     // Upstream clients hold sockets of the server's io_contexts: release them
     // after the workers stopped but before the contexts are destroyed.
     upstreams_.clear();
@@ -185,6 +252,19 @@ class Gateway::Impl {
   uint16_t port() const { return server_ ? server_->port() : 0; }
 
  private:
+  static constexpr size_t kRoutes = 3;
+  static constexpr size_t kTierSlots = 4;
+  // Resolved metric children of one model label (see Resolved).
+  struct ModelMetrics {
+    std::string label;
+    std::atomic<metrics::Counter*> requests[kRoutes][3] = {};  // by Outcome
+    std::atomic<metrics::Counter*> lookup_misses[kRoutes] = {};
+    std::atomic<metrics::Counter*> lookup_hits[kRoutes][kTierSlots] = {};
+    std::atomic<metrics::Counter*> prompt_tokens_saved{nullptr};
+    std::atomic<metrics::Counter*> completion_tokens_saved{nullptr};
+    std::atomic<metrics::Counter*> cost_saved{nullptr};
+  };
+
   struct RequestContext {
     Route route;
     const char* route_name;
@@ -193,9 +273,16 @@ class Gateway::Impl {
     std::string ns;  // effective namespace
     std::string key;
     std::string model_label;
+    ModelMetrics* metrics = nullptr;  // of model_label
     int64_t ttl_ms = 0;
     bool ttl_fixed = false;
     std::chrono::steady_clock::time_point start;
+    // "hit", or "semantic-hit" with the similarity header's value.
+    std::string_view hit_result = "hit";
+    std::string similarity;
+    // Set when the semantic cache takes part (lookup and/or insert).
+    std::shared_ptr<SemanticQuery> semantic;
+    std::vector<std::string> doc_hashes;
   };
 
   static std::map<std::string, std::string> ConfiguredRevisions(const GatewayOptions& o) {
@@ -235,6 +322,12 @@ class Gateway::Impl {
                               "Store operations that failed (the cache failed open)", {"op"});
     bad_requests_ = &registry_.AddCounter("llmcache_bad_requests_total",
                                           "Requests refused as invalid", {"reason"});
+    if (options_.semantic) RegisterSemanticMetrics();
+    if (options_.store_health) {
+      registry_.AddCallbackGauge("llmcache_store_degraded",
+                                 "1 while the remote store is unusable (the cache fails open)",
+                                 [h = options_.store_health] { return h->degraded() ? 1.0 : 0.0; });
+    }
     registry_.AddCallbackGauge("llmcache_http_connections", "Open client connections",
                                [this] { return server_ ? server_->active_connections() : 0.0; });
     auto tier_stat = [this](auto field) {
@@ -258,26 +351,88 @@ class Gateway::Impl {
                                  tier_stat(&StoreStats::corrupt_dropped));
   }
 
+  void RegisterSemanticMetrics() {
+    semantic_hits_ = &registry_.AddCounter(
+        "llmcache_semantic_hits_total", "Requests answered with the answer to a paraphrase");
+    semantic_refusals_ = &registry_.AddCounter(
+        "llmcache_semantic_refusals_total",
+        "Semantic lookups without a hit, by the first reason (guard_* = the lexical guard)",
+        {"reason"});
+    semantic_similarity_ = &registry_.AddHistogram(
+        "llmcache_semantic_hit_similarity", "Cosine similarity of semantic hits", {},
+        {0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0});
+    semantic_latency_ = &registry_.AddHistogram(
+        "llmcache_semantic_lookup_duration_seconds",
+        "Time of a semantic lookup: embedding the question, index search and guards");
+    auto stat = [this](auto field) {
+      return [this, field] { return static_cast<double>(options_.semantic->Stats().*field); };
+    };
+    registry_.AddCallbackGauge("llmcache_semantic_entries", "Answers tracked by the semantic cache",
+                               stat(&SemanticCacheStats::entries));
+    registry_.AddCallbackGauge("llmcache_semantic_index_size", "Questions in the vector index",
+                               stat(&SemanticCacheStats::indexed));
+    registry_.AddCallbackCounter("llmcache_semantic_invalidations_total",
+                                 "Entries removed because a document they were built on changed",
+                                 stat(&SemanticCacheStats::invalidations));
+  }
+
+  // The metric children a request updates, resolved on first use (so a
+  // series appears in /metrics only once it counted something) and kept, so
+  // that the hot paths, a hit above all, do no label lookups.
+  template <class T>
+  static T& Resolved(std::atomic<T*>& slot, metrics::Family<T>& family,
+                     std::initializer_list<std::string_view> labels) {
+    T* child = slot.load(std::memory_order_acquire);
+    if (child == nullptr) {
+      child = &family.With(labels);
+      slot.store(child, std::memory_order_release);
+    }
+    return *child;
+  }
+
+  static size_t RouteIndex(Route r) { return static_cast<size_t>(r) - 1; }
+  // Tiers with their own slot in ModelMetrics (the store's, outermost first);
+  // other tier names are looked up by label.
+  size_t TierIndex(const char* tier) const {
+    for (size_t i = 0; i < tier_names_.size(); ++i) {
+      if (tier == tier_names_[i] || std::strcmp(tier, tier_names_[i]) == 0) return i;
+    }
+    return kTierSlots;
+  }
+
   // Model names come from clients: bound the label set so a client cannot
   // grow the metrics without limit.
-  std::string ModelLabel(const std::string& model) {
+  ModelMetrics& MetricsFor(const std::string& model) {
     {
       std::shared_lock lock(labels_mu_);
-      if (model_labels_.count(model)) return model;
-      if (model_labels_.size() >= options_.max_model_labels) return "other";
+      if (auto it = model_metrics_.find(model); it != model_metrics_.end()) return *it->second;
+      if (model_metrics_.size() >= options_.max_model_labels) return other_metrics_;
     }
     std::unique_lock lock(labels_mu_);
-    if (model_labels_.size() >= options_.max_model_labels && !model_labels_.count(model))
-      return "other";
-    model_labels_.insert(model);
-    return model;
+    auto& slot = model_metrics_[model];
+    if (!slot) {
+      if (model_metrics_.size() > options_.max_model_labels) {
+        model_metrics_.erase(model);
+        return other_metrics_;
+      }
+      slot = std::make_unique<ModelMetrics>();
+      slot->label = model;
+    }
+    return *slot;
   }
 
   enum Outcome { kHit, kMiss, kBypass, kOutcomes };
   static constexpr const char* kOutcomeNames[kOutcomes] = {"hit", "miss", "bypass"};
+  static_assert(kOutcomes == 3, "ModelMetrics::requests has one slot per Outcome");
+
+  ModelMetrics& MetricsOf(const RequestContext& c) {
+    return c.metrics ? *c.metrics : MetricsFor(c.canon.model);
+  }
 
   void CountRequest(const RequestContext& c, Outcome result) {
-    requests_->With({c.route_name, c.model_label, kOutcomeNames[result]}).Inc();
+    Resolved(MetricsOf(c).requests[RouteIndex(c.route)][result], *requests_,
+             {c.route_name, c.model_label, kOutcomeNames[result]})
+        .Inc();
     totals_[result].fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -294,7 +449,15 @@ class Gateway::Impl {
     if (path == "/v1/embeddings" && post)
       co_return co_await HandleCacheable(Route::kEmbeddings, req, w);
     if (path == "/healthz") {
-      co_await w.Send(JsonResponse(req, 200, R"({"status":"ok"})"));
+      // A degraded store still serves (the cache fails open): 200 either way,
+      // so a load balancer keeps the replica, and the body says why.
+      if (options_.store_health && options_.store_health->degraded()) {
+        boost::json::object o{{"status", "degraded"},
+                              {"store", options_.store_health->detail()}};
+        co_await w.Send(JsonResponse(req, 200, boost::json::serialize(o)));
+      } else {
+        co_await w.Send(JsonResponse(req, 200, R"({"status":"ok"})"));
+      }
       co_return;
     }
     if (path == "/metrics") {
@@ -384,6 +547,17 @@ class Gateway::Impl {
     if (options_.upstream_api_key.empty() && !auth.empty() && !nsp.share_across_credentials)
       c.ns += "@" + Sha256Hex(auth).substr(0, 32);
 
+    auto docs = ParseDocHashes(req[kDocHashesHeader], req.body());
+    if (!docs) {
+      bad_requests_->With({"doc_hashes"}).Inc();
+      co_await w.Send(Error(req, 400,
+                            "document hashes must be at most 64 strings of 1-128 characters of "
+                            "[A-Za-z0-9._:-] (x-llmcache-doc-hashes or llmcache.doc_hashes)",
+                            "invalid_doc_hashes", "x-llmcache-doc-hashes"));
+      co_return;
+    }
+    c.doc_hashes = std::move(*docs);
+
     if (c.policy.ttl_ms) {
       c.ttl_ms = *c.policy.ttl_ms;
       c.ttl_fixed = true;
@@ -391,13 +565,18 @@ class Gateway::Impl {
       c.ttl_ms = *mp->ttl_ms;
     } else if (nsp.ttl_ms) {
       c.ttl_ms = *nsp.ttl_ms;
+    } else if (options_.semantic) {
+      // The semantic cache's presets (faq, docs, news, ...) so that an
+      // answer and its semantic entry expire together.
+      c.ttl_ms = options_.semantic->TtlFor(ns);
     } else {
       c.ttl_ms = options_.default_ttl_ms;
     }
 
     std::string revision = revisions_.Get(c.canon.model);
     c.key = CacheKey({c.ns, revision, c.canon.canonical, route});
-    c.model_label = ModelLabel(c.canon.model);
+    c.metrics = &MetricsFor(c.canon.model);
+    c.model_label = c.metrics->label;
 
     if (c.policy.lookup) {
       auto hit = store_->Lookup(c.key);
@@ -407,7 +586,16 @@ class Gateway::Impl {
         store_errors_->With({"lookup"}).Inc();
         spdlog::warn("cache lookup failed, serving as a miss: {}", hit.error().ToString());
       }
-      lookups_->With({c.route_name, c.model_label, "all", "miss"}).Inc();
+      Resolved(MetricsOf(c).lookup_misses[RouteIndex(c.route)], *lookups_,
+               {c.route_name, c.model_label, "all", "miss"})
+          .Inc();
+    }
+
+    if (options_.semantic && (c.policy.lookup || c.policy.store)) {
+      c.semantic = PrepareSemantic(c, nsp, revision);
+      if (c.policy.lookup && c.semantic->eligible &&
+          co_await TrySemanticHit(c, req, w))
+        co_return;
     }
 
     UpstreamRequest ureq = BuildUpstreamRequest(c, req);
@@ -426,6 +614,84 @@ class Gateway::Impl {
       waiters_->With({c.route_name}).Inc();
       co_await Follow(c, req, w, *ticket.flight);
     }
+  }
+
+  // ---- the semantic cache ---------------------------------------------------
+
+  std::shared_ptr<SemanticQuery> PrepareSemantic(const RequestContext& c,
+                                                 const NamespacePolicy& nsp,
+                                                 const std::string& revision) {
+    auto q = std::make_shared<SemanticQuery>();
+    q->reason = "disabled";
+    if (c.route != Route::kChat || !nsp.semantic) return q;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(c.canon.canonical, ec);
+    if (ec) {
+      q->reason = "invalid";
+      return q;
+    }
+    // The effective namespace (with the credential hash) partitions the
+    // index, so no tenant is matched against another's questions.
+    SemanticKey key{c.ns, c.canon.model, revision, c.route};
+    *q = options_.semantic->Prepare(v, key);
+    return q;
+  }
+
+  // Runs on the semantic pool, so that embedding a question never holds up
+  // the event loop's other connections.
+  static awaitable<SemanticLookup> LookupOnPool(std::shared_ptr<SemanticCache> sem,
+                                                std::shared_ptr<SemanticQuery> q) {
+    co_return sem->Lookup(q.get());
+  }
+
+  // A paraphrase's answer, when the semantic cache finds one and the exact
+  // entry it points to is still there. False: proceed as a miss.
+  awaitable<bool> TrySemanticHit(RequestContext& c, const Request& req, ResponseWriter& w) {
+    auto started = std::chrono::steady_clock::now();
+    // Named first: GCC 12 may destroy temporaries of a co_await expression
+    // twice, so nothing with a destructor is built inside one.
+    auto lookup = LookupOnPool(options_.semantic, c.semantic);
+    SemanticLookup r = co_await net::co_spawn(semantic_pool_->get_executor(), std::move(lookup),
+                                              net::use_awaitable);
+    semantic_latency_->With({}).Observe(std::chrono::steady_clock::now() - started);
+    if (!r.hit) {
+      semantic_refusals_->With({r.reason}).Inc();
+      co_return false;
+    }
+    auto hit = store_->Lookup(r.hit->exact_key);
+    if (!hit) {
+      if (hit.error().IsNotFound() || hit.error().IsCorruption()) {
+        // The answer expired or was purged: forget the pointer to it.
+        Status s = options_.semantic->Erase(r.hit->exact_key);
+        if (!s.ok()) spdlog::warn("semantic erase failed: {}", s.ToString());
+      } else {
+        store_errors_->With({"lookup"}).Inc();
+      }
+      semantic_refusals_->With({"answer_gone"}).Inc();
+      co_return false;
+    }
+    c.hit_result = "semantic-hit";
+    c.similarity = fmt::format("{:.4f}", r.hit->similarity);
+    if (co_await ServeHit(c, req, w, *hit->entry, hit->tier)) {
+      semantic_hits_->With({}).Inc();
+      semantic_similarity_->With({}).Observe(r.hit->similarity);
+      co_return true;
+    }
+    c.hit_result = "hit";
+    c.similarity.clear();
+    co_return false;
+  }
+
+  // Records a stored answer in the semantic cache (and the documents behind
+  // it), off the event loop; the client's answer does not wait for it.
+  void RecordSemantic(const RequestContext& c) {
+    if (!options_.semantic || !c.semantic) return;
+    if (!c.semantic->eligible && c.doc_hashes.empty()) return;
+    net::post(*semantic_pool_, [sem = options_.semantic, q = c.semantic, key = c.key,
+                                docs = c.doc_hashes, ttl = c.ttl_ms] {
+      Status s = sem->Insert(q.get(), key, docs, ttl);
+      if (!s.ok()) spdlog::warn("semantic insert failed: {}", s.ToString());
+    });
   }
 
   // The client's request as it goes upstream: end-to-end headers only, and
@@ -475,6 +741,7 @@ class Gateway::Impl {
   void SetCacheHeaders(bhttp::fields& h, const RequestContext& c, std::string_view result) {
     h.set(kCacheHeader, result);
     h.set(kKeyHeader, c.key);
+    if (!c.similarity.empty()) h.set(kSimilarityHeader, c.similarity);
   }
 
   std::string FormatEvents(const std::vector<std::string>& events, bool include_usage, bool done) {
@@ -504,50 +771,94 @@ class Gateway::Impl {
       h.set(bhttp::field::content_type, "text/event-stream");
       h.set(bhttp::field::cache_control, "no-cache");
       h.set(bhttp::field::age, age);
-      SetCacheHeaders(h, c, "hit");
+      SetCacheHeaders(h, c, c.hit_result);
       std::string payload = FormatEvents(*events, c.canon.include_usage, true);
       RecordHit(c, e, tier);
       if (co_await w.BeginStream(std::move(h)) && co_await w.WriteChunk(payload))
         co_await w.EndStream();
     } else {
-      std::string body;
+      // The body goes out straight from the stored entry, which the caller
+      // keeps alive until the write completed.
+      std::string assembled;
+      std::string_view body = e.body;
       if (e.is_stream()) {
         auto a = AssembleFromStream(c.route, e.sse_events);
         if (!a) co_return false;
-        body = std::move(*a);
-      } else {
-        body = e.body;
+        assembled = std::move(*a);
+        body = assembled;
       }
-      Response res{static_cast<bhttp::status>(e.http_status), req.version()};
-      res.set(bhttp::field::content_type, "application/json");
-      res.set(bhttp::field::age, age);
-      SetCacheHeaders(res.base(), c, "hit");
-      res.keep_alive(req.keep_alive());
-      res.body() = std::move(body);
+      const bool keep_alive = req.keep_alive();
+      std::string head = HitHead(c, e.http_status, req.version(), keep_alive, age, body.size());
       RecordHit(c, e, tier);
-      co_await w.Send(std::move(res));
+      co_await w.SendPrebuilt(head, body, keep_alive);
     }
     co_return true;
   }
 
+  // The head of a non-stream hit, written by hand: what Beast would write
+  // for the same fields, without building a field list per hit.
+  static std::string HitHead(const RequestContext& c, int status, unsigned version,
+                             bool keep_alive, std::string_view age, size_t content_length) {
+    std::string h;
+    h.reserve(192 + c.key.size());
+    h += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    h += std::to_string(status);
+    h += ' ';
+    h += std::string_view(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
+    h += "\r\nContent-Type: application/json\r\nAge: ";
+    h += age;
+    h += "\r\n";
+    h += kCacheHeader;
+    h += ": ";
+    h += c.hit_result;
+    h += "\r\n";
+    h += kKeyHeader;
+    h += ": ";
+    h += c.key;
+    h += "\r\n";
+    if (!c.similarity.empty()) {
+      h += kSimilarityHeader;
+      h += ": ";
+      h += c.similarity;
+      h += "\r\n";
+    }
+    if (version >= 11 && !keep_alive) h += "Connection: close\r\n";
+    if (version < 11 && keep_alive) h += "Connection: keep-alive\r\n";
+    h += "Content-Length: ";
+    h += std::to_string(content_length);
+    h += "\r\n\r\n";
+    return h;
+  }
+
   void RecordHit(const RequestContext& c, const CacheEntry& e, const char* tier) {
     CountRequest(c, kHit);
-    lookups_->With({c.route_name, c.model_label, tier, "hit"}).Inc();
-    hit_latency_->With({c.route_name}).Observe(std::chrono::steady_clock::now() - c.start);
+    ModelMetrics& m = MetricsOf(c);
+    const size_t route = RouteIndex(c.route);
+    if (size_t t = TierIndex(tier); t < kTierSlots) {
+      Resolved(m.lookup_hits[route][t], *lookups_, {c.route_name, c.model_label, tier, "hit"})
+          .Inc();
+    } else {
+      lookups_->With({c.route_name, c.model_label, tier, "hit"}).Inc();
+    }
+    Resolved(hit_latency_by_route_[route], *hit_latency_, {c.route_name})
+        .Observe(std::chrono::steady_clock::now() - c.start);
     if (e.prompt_tokens)
-      tokens_saved_->With({c.model_label, "prompt"}).Inc(uint64_t{e.prompt_tokens});
+      Resolved(m.prompt_tokens_saved, *tokens_saved_, {c.model_label, "prompt"})
+          .Inc(uint64_t{e.prompt_tokens});
     if (e.completion_tokens)
-      tokens_saved_->With({c.model_label, "completion"}).Inc(uint64_t{e.completion_tokens});
+      Resolved(m.completion_tokens_saved, *tokens_saved_, {c.model_label, "completion"})
+          .Inc(uint64_t{e.completion_tokens});
     if (const ModelPolicy* mp = ModelFor(c.canon.model)) {
       double usd = (e.prompt_tokens * mp->input_usd_per_mtok +
                     e.completion_tokens * mp->output_usd_per_mtok) /
                    1e6;
-      if (usd > 0) cost_saved_->With({c.model_label}).Inc(usd);
+      if (usd > 0) Resolved(m.cost_saved, *cost_saved_, {c.model_label}).Inc(usd);
     }
   }
 
+  // `usage` is the answer's, when the caller already parsed it.
   void Store(const RequestContext& c, unsigned status, std::string body,
-             std::vector<std::string> events) {
+             std::vector<std::string> events, const Usage* usage = nullptr) {
     auto e = std::make_shared<CacheEntry>();
     e->key = c.key;
     e->ns = c.ns;
@@ -557,7 +868,9 @@ class Gateway::Impl {
     e->ttl_ms = c.ttl_ms;
     e->ttl_fixed = c.ttl_fixed;
     e->http_status = static_cast<int>(status);
-    Usage u = events.empty() ? ExtractUsage(body) : ExtractUsageFromStream(events);
+    Usage u = usage                ? *usage
+              : events.empty()     ? ExtractUsage(body)
+                                   : ExtractUsageFromStream(events);
     e->prompt_tokens = u.prompt_tokens;
     e->completion_tokens = u.completion_tokens;
     e->body = std::move(body);
@@ -566,7 +879,9 @@ class Gateway::Impl {
     if (!s.ok()) {
       store_errors_->With({"insert"}).Inc();
       spdlog::warn("cache insert failed: {}", s.ToString());
+      return;
     }
+    RecordSemantic(c);
   }
 
   Upstream& UpstreamFor(int worker, net::any_io_executor ex) {
@@ -664,7 +979,8 @@ class Gateway::Impl {
     auto ex = co_await net::this_coro::executor;
     auto t0 = std::chrono::steady_clock::now();
     Status s = co_await UpstreamFor(w.worker(), ex).Send(ureq, sink);
-    upstream_latency_->With({c.route_name}).Observe(std::chrono::steady_clock::now() - t0);
+    Resolved(upstream_latency_by_route_[RouteIndex(c.route)], *upstream_latency_, {c.route_name})
+        .Observe(std::chrono::steady_clock::now() - t0);
     const char* result = c.policy.lookup ? "miss" : "bypass";
 
     auto fail = [&](unsigned status, std::string message,
@@ -718,13 +1034,15 @@ class Gateway::Impl {
       co_return;
     }
     bool ok = status / 100 == 2;
-    if (ok && !IsJsonObject(sink.body_)) {
+    std::optional<Usage> usage;
+    if (ok) usage = ParseAnswerUsage(sink.body_);  // the answer's only parse
+    if (ok && !usage) {
       upstream_errors_->With({"bad_response"}).Inc();
       co_await fail(502, "upstream returned an invalid response (not a JSON object)",
                     "upstream_bad_response");
       co_return;
     }
-    if (ok && c.policy.store) Store(c, status, sink.body_, {});
+    if (ok && c.policy.store) Store(c, status, sink.body_, {}, &*usage);
     if (flight) {
       flight->SetHead(status, sink.content_type_, false);
       flight->Finish(sink.body_);
@@ -892,6 +1210,10 @@ class Gateway::Impl {
       co_await w.Send(Purge(req));
       co_return;
     }
+    if (path == "/admin/invalidate" && req.method() == bhttp::verb::post) {
+      co_await w.Send(Invalidate(req));
+      co_return;
+    }
     co_await w.Send(Error(req, 404, "no admin route " + std::string(path), "not_found"));
   }
 
@@ -962,6 +1284,49 @@ class Gateway::Impl {
     return JsonResponse(req, 200, "{\"purged\":" + std::to_string(purged) + "}");
   }
 
+  // Removes every answer built on a document: {"doc_hash": "..."}.
+  Response Invalidate(const Request& req) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(req.body(), ec);
+    const boost::json::value* h = nullptr;
+    if (!ec && v.is_object()) h = v.as_object().if_contains("doc_hash");
+    if (!h || !h->is_string() || !IsValidDocHash(h->as_string()))
+      return Error(req, 400,
+                   "body must be {\"doc_hash\": \"...\"}, 1-128 characters of [A-Za-z0-9._:-]",
+                   "invalid_doc_hash", "doc_hash");
+    if (!options_.semantic)
+      return Error(req, 409,
+                   "document tracking is off: the gateway runs without its semantic cache",
+                   "doc_tracking_disabled", {}, "invalid_request_error");
+    auto keys = options_.semantic->InvalidateDoc(h->as_string());
+    if (!keys) {
+      store_errors_->With({"invalidate"}).Inc();
+      return Error(req, 500, "invalidation failed: " + keys.error().ToString(), "store_error", {},
+                   "server_error");
+    }
+    uint64_t erased = 0;
+    for (const auto& k : *keys) {
+      if (store_->Erase(k).ok()) ++erased;
+      else store_errors_->With({"erase"}).Inc();
+    }
+    boost::json::object o{{"doc_hash", h->as_string()},
+                          {"invalidated", keys->size()},
+                          {"erased", erased}};
+    return JsonResponse(req, 200, boost::json::serialize(o));
+  }
+
+  void MaintainSemantic() {
+    auto r = options_.semantic->Maintain();
+    if (!r) {
+      store_errors_->With({"semantic_maintain"}).Inc();
+      spdlog::warn("semantic cache maintenance failed: {}", r.error().ToString());
+      return;
+    }
+    for (const auto& k : r->erase_exact_keys) {
+      if (!store_->Erase(k).ok()) store_errors_->With({"erase"}).Inc();
+    }
+  }
+
   // ---- background ----------------------------------------------------------
 
   // Store maintenance and model-revision polling, on a thread of their own so
@@ -1003,6 +1368,7 @@ class Gateway::Impl {
           store_errors_->With({"maintain"}).Inc();
           spdlog::warn("store maintenance failed: {}", s.ToString());
         }
+        if (options_.semantic) MaintainSemantic();
         next_maintain = now + options_.maintenance_interval_ms;
       }
       std::unique_lock lock(bg_mu_);
@@ -1059,8 +1425,17 @@ class Gateway::Impl {
   metrics::Family<metrics::Counter>* waiters_;
   metrics::Family<metrics::Counter>* store_errors_;
   metrics::Family<metrics::Counter>* bad_requests_;
+  metrics::Family<metrics::Counter>* semantic_hits_ = nullptr;
+  metrics::Family<metrics::Counter>* semantic_refusals_ = nullptr;
+  metrics::Family<metrics::Histogram>* semantic_similarity_ = nullptr;
+  metrics::Family<metrics::Histogram>* semantic_latency_ = nullptr;
+  std::unique_ptr<net::thread_pool> semantic_pool_;
+  std::atomic<metrics::Histogram*> hit_latency_by_route_[kRoutes] = {};
+  std::atomic<metrics::Histogram*> upstream_latency_by_route_[kRoutes] = {};
+  std::vector<const char*> tier_names_;  // at most kTierSlots
   std::shared_mutex labels_mu_;
-  std::unordered_set<std::string> model_labels_;
+  std::unordered_map<std::string, std::unique_ptr<ModelMetrics>> model_metrics_;
+  ModelMetrics other_metrics_{"other"};
   std::atomic<uint64_t> totals_[kOutcomes] = {};
 
   std::thread background_;

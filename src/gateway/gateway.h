@@ -15,6 +15,7 @@
 #include "http/client.h"
 #include "http/server.h"
 #include "llmcache/clock.h"
+#include "llmcache/semantic_cache.h"
 #include "llmcache/store.h"
 #include "llmcache/upstream.h"
 
@@ -28,6 +29,11 @@ struct NamespacePolicy {
   // Authorization through; true shares them across credentials.
   bool share_across_credentials = false;
   bool normalize_whitespace = false;
+  // With GatewayOptions::semantic set: false keeps this namespace exact-only.
+  bool semantic = true;
+  // The namespace's own similarity threshold (read when the semantic cache
+  // is built); unset: the global one.
+  std::optional<double> semantic_threshold;
 };
 
 // Settings that may differ per model.
@@ -64,6 +70,19 @@ struct GatewayOptions {
   // Admin routes are refused unless this is set and presented as
   // "Authorization: Bearer <token>".
   std::string admin_token;
+
+  // The semantic cache; null: exact matching only. A chat request that
+  // misses the exact cache may be answered with the answer to a paraphrase
+  // (x-llmcache: semantic-hit); every stored chat answer is recorded in it,
+  // with the RAG documents it was built on (for /admin/invalidate).
+  std::shared_ptr<SemanticCache> semantic;
+  // Threads that embed questions and search the index, so that no event loop
+  // waits on the model.
+  int semantic_threads = 1;
+
+  // Health of a remote store (Redis), reported on /healthz and /metrics;
+  // null for the embedded store.
+  std::shared_ptr<const StoreHealth> store_health;
 
   // Distinct model names tracked as metric labels; later ones become "other".
   size_t max_model_labels = 64;
