@@ -66,6 +66,28 @@ TEST(ConfigTest, ExampleConfigInDocsLoads) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(*c.gateway.namespaces["news"].ttl_ms, 2 * 3'600'000);
   EXPECT_FALSE(c.gateway.namespaces["private"].cache);
+  EXPECT_FALSE(c.gateway.namespaces["legal"].semantic);
+  EXPECT_DOUBLE_EQ(*c.gateway.namespaces["support"].semantic_threshold, 0.7);
+}
+
+TEST(ConfigTest, SemanticSettingsAndTheirBounds) {
+  std::string path = ::testing::TempDir() + "/llmcache_config_semantic.yaml";
+  std::ofstream(path) << "semantic: on\nsemantic_threshold: 0.8\n"
+                         "namespaces:\n  faq: {semantic_threshold: 0.9}\n  legal: {semantic: off}\n";
+  ServeConfig c;
+  ASSERT_TRUE(LoadConfigFile(path, c).ok());
+  EXPECT_TRUE(c.semantic);
+  EXPECT_DOUBLE_EQ(*c.semantic_threshold, 0.8);
+  EXPECT_DOUBLE_EQ(*c.gateway.namespaces["faq"].semantic_threshold, 0.9);
+  EXPECT_FALSE(c.gateway.namespaces["legal"].semantic);
+  EXPECT_TRUE(FinalizeConfig(c).ok());
+
+  c.semantic_threshold = 1.5;
+  EXPECT_FALSE(FinalizeConfig(c).ok()) << "a cosine threshold above 1 can never hit";
+  c.semantic_threshold = 0.8;
+  c.gateway.namespaces["faq"].semantic_threshold = 0;
+  EXPECT_FALSE(FinalizeConfig(c).ok()) << "a threshold of 0 would answer anything";
+  std::remove(path.c_str());
 }
 
 TEST(ConfigTest, RejectsUnknownSettingsAndBadValues) {

@@ -155,8 +155,10 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   return 0;
 }
 
-// The embedder flags `embed` and `warm` share.
-void AddEmbedderFlags(CLI::App* cmd, semantic::EmbedderChoice& e) {
+// The embedder flags of every command that embeds. `serve` has its own
+// --threads, so its use-lite directory flag is --embedder-model-dir.
+void AddEmbedderChoiceFlags(CLI::App* cmd, semantic::EmbedderChoice& e,
+                            const std::string& model_dir_flag) {
   cmd->add_option("--embedder", e.embedder, "Embedder: use-lite (in-process) or openai")
       ->capture_default_str();
   cmd->add_option("--embedder-url", e.url,
@@ -164,8 +166,13 @@ void AddEmbedderFlags(CLI::App* cmd, semantic::EmbedderChoice& e) {
   cmd->add_option("--embedder-model", e.model, "openai: embedding model name");
   cmd->add_option("--embedder-api-key-env", e.api_key_env,
                   "openai: environment variable holding the API key");
-  cmd->add_option("--model-dir", e.model_dir,
+  cmd->add_option(model_dir_flag, e.model_dir,
                   "use-lite model package directory (default: the one install-deps installs)");
+}
+
+// The embedder flags `embed` and `warm` share.
+void AddEmbedderFlags(CLI::App* cmd, semantic::EmbedderChoice& e) {
+  AddEmbedderChoiceFlags(cmd, e, "--model-dir");
   cmd->add_option("--threads", e.threads, "use-lite threads")->capture_default_str();
 }
 
@@ -207,16 +214,7 @@ int main(int argc, char** argv) {
   serve->add_option("--semantic-threshold", config.semantic_threshold,
                     "Cosine similarity a paraphrase needs (default: calibrated, see "
                     "docs/semantic-eval.md)");
-  serve->add_option("--embedder", serve_embedder.embedder,
-                    "Semantic cache embedder: use-lite (in-process) or openai")
-      ->capture_default_str();
-  serve->add_option("--embedder-url", serve_embedder.url,
-                    "openai: base URL of an OpenAI-compatible /embeddings endpoint");
-  serve->add_option("--embedder-model", serve_embedder.model, "openai: embedding model name");
-  serve->add_option("--embedder-api-key-env", serve_embedder.api_key_env,
-                    "openai: environment variable holding the API key");
-  serve->add_option("--embedder-model-dir", serve_embedder.model_dir,
-                    "use-lite model package directory (default: the one install-deps installs)");
+  llmcache::app::AddEmbedderChoiceFlags(serve, serve_embedder, "--embedder-model-dir");
 
   llmcache::engine::GenerateOptions generate_options;
   auto* generate = llmcache::engine::AddGenerateCommand(app, generate_options);
