@@ -29,8 +29,11 @@ fuzz-build: deps $(FUZZ_BUILD)/build.ninja
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-# Each libFuzzer target runs for a bounded time on its seed corpus.
+# The second build (clang, ASan + UBSan): the unit tests of the parsers of
+# untrusted bytes run under the sanitizers, then each libFuzzer target runs
+# for a bounded time on its seed corpus.
 fuzz-test: fuzz-build
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
 	tools/run-fuzzers $(FUZZ_BUILD)
 
 test: unit-test fuzz-test
