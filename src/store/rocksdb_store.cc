@@ -16,7 +16,9 @@
 #include <mutex>
 #include <new>
 #include <queue>
+#include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -127,6 +129,15 @@ rocksdb::ColumnFamilyOptions TunedCfOptions(const std::shared_ptr<rocksdb::Cache
   // lookup consults them.
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Partitioned: with a million entries a file's whole index and filter
+  // grow past what the cache keeps, and a point read that must re-read and
+  // checksum a megabyte-sized index block costs milliseconds. Partitions
+  // are block-sized; only their small top level stays pinned.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.pin_top_level_index_and_filter = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf.write_buffer_size = write_buffer_size;
   cf.level_compaction_dynamic_level_bytes = true;
@@ -701,23 +712,50 @@ StoreStats RocksDbStore::Stats() const {
 
 Status RocksDbStore::RecordAccess(const std::vector<AccessUpdate>& updates) {
   try {
+    // One write per stripe rather than per key: a shutdown flush can carry
+    // a million updates. Each stripe's reads and its write happen under the
+    // stripe's lock, so a concurrent delete cannot be undone by a stale put.
+    std::vector<const AccessUpdate*> order;
+    order.reserve(updates.size());
+    for (const auto& u : updates) order.push_back(&u);
+    std::stable_sort(order.begin(), order.end(), [](const AccessUpdate* a, const AccessUpdate* b) {
+      return StripeIndex(a->key) < StripeIndex(b->key);
+    });
     Status first_error;
-    for (const auto& u : updates) {
-      std::lock_guard lock(StripeFor(u.key));
-      AccessRecord rec;
-      auto state = ReadRecord(u.key, &rec);
-      if (!state) {
-        if (first_error.ok()) first_error = state.error();
-        continue;
+    for (size_t begin = 0; begin < order.size();) {
+      const size_t stripe = StripeIndex(order[begin]->key);
+      size_t end = begin;
+      while (end < order.size() && StripeIndex(order[end]->key) == stripe) ++end;
+      std::lock_guard lock(stripes_[stripe]);
+      rocksdb::WriteBatch batch;
+      // Later updates of a key in this call must see the earlier ones.
+      std::unordered_map<std::string_view, AccessRecord> pending;
+      for (size_t i = begin; i < end; ++i) {
+        const AccessUpdate& u = *order[i];
+        AccessRecord rec;
+        if (auto it = pending.find(u.key); it != pending.end()) {
+          rec = it->second;
+        } else {
+          auto state = ReadRecord(u.key, &rec);
+          if (!state) {
+            if (first_error.ok()) first_error = state.error();
+            continue;
+          }
+          if (*state != RecordState::kValid) continue;
+        }
+        if (u.access.last_access_ms <= rec.last_access_ms && u.access.hit_count <= rec.hit_count) {
+          continue;
+        }
+        rec.last_access_ms = std::max(rec.last_access_ms, u.access.last_access_ms);
+        rec.hit_count = std::max(rec.hit_count, u.access.hit_count);
+        batch.Put(access_cf_, rocksdb::Slice(u.key), rec.Encode());
+        pending[u.key] = rec;
       }
-      if (*state != RecordState::kValid) continue;
-      if (u.access.last_access_ms <= rec.last_access_ms && u.access.hit_count <= rec.hit_count) {
-        continue;
+      if (batch.Count() > 0) {
+        rocksdb::Status s = db_->Write(write_options_, &batch);
+        if (!s.ok() && first_error.ok()) first_error = FromRocks(s, "record access");
       }
-      rec.last_access_ms = std::max(rec.last_access_ms, u.access.last_access_ms);
-      rec.hit_count = std::max(rec.hit_count, u.access.hit_count);
-      rocksdb::Status s = db_->Put(write_options_, access_cf_, rocksdb::Slice(u.key), rec.Encode());
-      if (!s.ok() && first_error.ok()) first_error = FromRocks(s, "record access");
+      begin = end;
     }
     return first_error;
   } catch (...) {

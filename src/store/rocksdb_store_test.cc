@@ -286,6 +286,32 @@ TEST_F(RocksDbStoreTest, RecordAccessMergesByMaximum) {
   EXPECT_EQ(hit->entry->hit_count, 8u);
 }
 
+TEST_F(RocksDbStoreTest, RecordAccessBatchMergesRepeatedKeysAcrossStripes) {
+  auto s = Open();
+  ASSERT_TRUE(s);
+  auto* sink = dynamic_cast<AccessSink*>(s.get());
+  ASSERT_NE(sink, nullptr);
+  const int64_t t0 = now();
+  constexpr int kKeys = 300;  // spread over every stripe
+  std::vector<AccessUpdate> updates;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string name = "k" + std::to_string(i);
+    ASSERT_TRUE(s->Insert(MakeEntry(name, t0)).ok());
+    // A newer and an older report of the same key in one call, either order.
+    AccessUpdate newer{KeyFor(name), {t0 + 500, static_cast<uint32_t>(10 + i)}};
+    AccessUpdate older{KeyFor(name), {t0 + 100, 2}};
+    if (i % 2) std::swap(newer, older);
+    updates.push_back(newer);
+    updates.push_back(older);
+  }
+  ASSERT_TRUE(sink->RecordAccess(updates).ok());
+  for (int i = 0; i < kKeys; ++i) {
+    auto hit = s->Lookup(KeyFor("k" + std::to_string(i)));
+    ASSERT_TRUE(hit) << i;
+    EXPECT_EQ(hit->entry->hit_count, static_cast<uint32_t>(10 + i + 1)) << i;  // max, plus this read
+  }
+}
+
 TEST_F(RocksDbStoreTest, OracleKeepsEntriesFromIdleExpiry) {
   ExpiryOptions expiry;
   expiry.idle_ttl_ms = 1000;
