@@ -15,3 +15,13 @@ if(EXISTS ${LLAMA_CPP_SRC}/include/llama.h)
   target_include_directories(engine_compute_test SYSTEM PRIVATE ${LLAMA_CPP_SRC}/include ${LLAMA_CPP_SRC}/ggml/include)
   target_compile_definitions(engine_compute_test PRIVATE LLMCACHE_HAVE_LLAMA_H=1)
 endif()
+
+# Runtime of the engine: block hashes, the prefix cache with its disk tier,
+# and BatchedEngine (continuous batching behind EngineBackend).
+add_library(llmcache_engine_runtime STATIC kv_hash.cc disk_tier.cc prefix_cache.cc scheduler.cc)
+target_link_libraries(llmcache_engine_runtime PUBLIC llmcache_engine_compute)
+
+llmcache_test(engine_kv_test kv_test.cc scheduler_test.cc)
+target_link_libraries(engine_kv_test PRIVATE llmcache_engine_runtime)
+target_compile_definitions(engine_kv_test PRIVATE
+  LLMCACHE_LLAMA_CPP_DIR="${CMAKE_SOURCE_DIR}/models/llama-cpp")

@@ -150,57 +150,87 @@ Status Model::Load() {
   return Status::OK();
 }
 
-KvCache::KvCache(const ModelConfig& config, uint32_t n_ctx)
-    : n_ctx_(std::max(1u, n_ctx)),
+KvBlockPool::KvBlockPool(const ModelConfig& config, uint32_t n_blocks, uint32_t block_tokens)
+    : n_layer_(config.n_layer),
+      n_blocks_(std::max(1u, n_blocks)),
+      block_tokens_(std::max(1u, block_tokens)),
       row_(config.n_embd_kv()),
-      k_(static_cast<size_t>(config.n_layer) * n_ctx_ * row_),
-      v_(k_.size()) {}
+      k_(new uint16_t[static_cast<size_t>(n_layer_) * n_blocks_ * block_tokens_ * row_]),
+      v_(new uint16_t[static_cast<size_t>(n_layer_) * n_blocks_ * block_tokens_ * row_]) {}
+
+void KvBlockPool::CopyOut(uint32_t block, std::span<uint8_t> out) const {
+  const size_t layer_bytes = layer_values() * sizeof(uint16_t);
+  uint8_t* dst = out.data();
+  for (const uint16_t* t : {k_.get(), v_.get()}) {
+    for (uint32_t l = 0; l < n_layer_; ++l, dst += layer_bytes) {
+      std::memcpy(dst, t + Offset(block, l, 0), layer_bytes);
+    }
+  }
+}
+
+void KvBlockPool::CopyIn(uint32_t block, std::span<const uint8_t> in) {
+  const size_t layer_bytes = layer_values() * sizeof(uint16_t);
+  const uint8_t* src = in.data();
+  for (uint16_t* t : {k_.get(), v_.get()}) {
+    for (uint32_t l = 0; l < n_layer_; ++l, src += layer_bytes) {
+      std::memcpy(t + Offset(block, l, 0), src, layer_bytes);
+    }
+  }
+}
+
+Status CheckTokens(const ModelConfig& config, std::span<const int32_t> tokens) {
+  for (int32_t t : tokens) {
+    if (t < 0 || static_cast<uint32_t>(t) >= config.n_vocab) {
+      return Status::InvalidArgument("token id " + std::to_string(t) + " out of range");
+    }
+  }
+  return Status::OK();
+}
+
+namespace {
+// Session::Eval feeds prompts through the pass this many tokens at a time:
+// enough to reuse each weight row across tokens, little scratch memory.
+constexpr size_t kSessionChunk = 16;
+constexpr uint32_t kSessionBlockTokens = 16;
+}  // namespace
 
 Session::Session(const Model& model, ThreadPool* pool, SessionOptions options)
-    : model_(model), pool_(pool), options_(options), kv_(model.config(), options.n_ctx) {
-  const ModelConfig& c = model.config();
-  x_.resize(c.n_embd);
-  h_.resize(c.n_embd);
-  q_.resize(c.n_embd);
-  k_.resize(c.n_embd_kv());
-  v_.resize(c.n_embd_kv());
-  attn_.resize(c.n_embd);
-  ff_gate_.resize(c.n_ff);
-  ff_up_.resize(c.n_ff);
-  logits_.resize(c.n_vocab);
+    : model_(model),
+      n_ctx_(std::max(1u, options.n_ctx)),
+      kv_(model.config(), (n_ctx_ + kSessionBlockTokens - 1) / kSessionBlockTokens,
+          kSessionBlockTokens),
+      forward_(model, pool, options.isa) {
+  blocks_.resize(kv_.n_blocks());
+  for (uint32_t i = 0; i < kv_.n_blocks(); ++i) blocks_[i] = i;
+  logits_.resize(model.config().n_vocab);
 }
 
 Result<std::span<const float>> Session::Eval(std::span<const int32_t> tokens) {
-  const ModelConfig& c = model_.config();
   if (tokens.empty()) return Err(Status::InvalidArgument("no tokens to evaluate"));
-  if (n_past_ + tokens.size() > kv_.n_ctx()) {
+  if (n_past_ + tokens.size() > n_ctx_) {
     return Err(Status::ResourceExhausted("context full: " + std::to_string(n_past_) + " + " +
                                          std::to_string(tokens.size()) + " > " +
-                                         std::to_string(kv_.n_ctx())));
+                                         std::to_string(n_ctx_)));
   }
-  for (int32_t t : tokens) {
-    if (t < 0 || static_cast<uint32_t>(t) >= c.n_vocab) {
-      return Err(Status::InvalidArgument("token id " + std::to_string(t) + " out of range"));
+  if (Status s = CheckTokens(model_.config(), tokens); !s.ok()) return Err(s);
+  for (size_t i = 0; i < tokens.size(); i += kSessionChunk) {
+    const size_t n = std::min(kSessionChunk, tokens.size() - i);
+    rows_.clear();
+    for (size_t j = 0; j < n; ++j) {
+      const bool last = i + j + 1 == tokens.size();
+      rows_.push_back({tokens[i + j], n_past_++, &kv_, blocks_, last ? logits_.data() : nullptr});
     }
+    forward_.Run(rows_);
   }
-  for (size_t i = 0; i < tokens.size(); ++i) Forward(tokens[i], i + 1 == tokens.size());
   return std::span<const float>(logits_);
-}
-
-void Session::MatVec(const WeightMatrix& w, std::span<const float> x, float* out) {
-  act_.resize(ActivationBytes(w.type, x.size()));
-  ConvertActivation(w.type, x, act_);
-  const VecDotFn dot = GetVecDot(w.type, options_.isa);
-  const uint8_t* act = act_.data();
-  pool_->ParallelFor(w.rows, 16, [&](size_t b, size_t e) { MatVecRows(w, act, dot, b, e, out); });
 }
 
 namespace {
 
 // ggml's rope: theta_i = pos * base^(-2i/n_rot), advanced by repeated
 // multiplication (that rounding is part of the reference result).
-void Rope(float* x, uint32_t n_heads, uint32_t head_dim, const std::vector<float>& cos_sin,
-          uint32_t n_rot, bool neox) {
+void Rope(float* x, uint32_t n_heads, uint32_t head_dim, const float* cos_sin, uint32_t n_rot,
+          bool neox) {
   for (uint32_t h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<size_t>(h) * head_dim;
     for (uint32_t i = 0; i < n_rot / 2; ++i) {
@@ -218,26 +248,75 @@ void Rope(float* x, uint32_t n_heads, uint32_t head_dim, const std::vector<float
 
 }  // namespace
 
-void Session::Attention(uint32_t layer, uint32_t pos) {
+ForwardPass::ForwardPass(const Model& model, ThreadPool* pool, KernelIsa isa)
+    : model_(model), pool_(pool), isa_(isa) {}
+
+void ForwardPass::Resize(size_t n_rows) {
+  if (n_rows <= n_rows_) return;
+  const ModelConfig& c = model_.config();
+  n_rows_ = n_rows;
+  x_.resize(n_rows * c.n_embd);
+  h_.resize(n_rows * c.n_embd);
+  q_.resize(n_rows * c.n_embd);
+  k_.resize(n_rows * c.n_embd_kv());
+  v_.resize(n_rows * c.n_embd_kv());
+  attn_.resize(n_rows * c.n_embd);
+  ff_gate_.resize(n_rows * c.n_ff);
+  ff_up_.resize(n_rows * c.n_ff);
+  cos_sin_.resize(n_rows * c.n_rot);
+  norm_.resize(n_rows * c.n_embd);
+  act_.resize(n_rows);
+}
+
+void ForwardPass::MatVec(const WeightMatrix& w, const float* x, size_t x_stride, size_t n_rows,
+                         float* out, size_t out_stride) {
+  for (size_t r = 0; r < n_rows; ++r) {
+    act_[r].resize(ActivationBytes(w.type, w.cols));
+    ConvertActivation(w.type, {x + r * x_stride, w.cols}, act_[r]);
+  }
+  const VecDotFn dot = GetVecDot(w.type, isa_);
+  // Weight rows in tiles small enough to stay in cache while every
+  // activation passes over them: the weights stream from memory once.
+  constexpr size_t kTile = 16;
+  pool_->ParallelFor(w.rows, 16, [&](size_t b, size_t e) {
+    for (size_t t = b; t < e; t += kTile) {
+      const size_t te = std::min(e, t + kTile);
+      for (size_t r = 0; r < n_rows; ++r) {
+        MatVecRows(w, act_[r].data(), dot, t, te, out + r * out_stride);
+      }
+    }
+  });
+}
+
+void ForwardPass::Attention(std::span<const ForwardRow> rows, uint32_t layer) {
   const ModelConfig& c = model_.config();
   const uint32_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  const VecDotFn dot = GetVecDot(GgmlType::kF16, options_.isa);
-  const F16VecOps f16 = GetF16VecOps(options_.isa);
-  const bool ggml_order = options_.isa == KernelIsa::kAvx2 && KernelIsaSupported(KernelIsa::kAvx2);
+  const VecDotFn dot = GetVecDot(GgmlType::kF16, isa_);
+  const F16VecOps f16 = GetF16VecOps(isa_);
+  const bool ggml_order = isa_ == KernelIsa::kAvx2 && KernelIsaSupported(KernelIsa::kAvx2);
   const int lanes = GgmlF16Lanes();
-  pool_->ParallelFor(c.n_head, 1, [&](size_t hb, size_t he) {
+  pool_->ParallelFor(rows.size() * c.n_head, 1, [&](size_t ib, size_t ie) {
     std::vector<uint16_t> q16(c.head_dim), acc(c.head_dim);
-    for (size_t h = hb; h < he; ++h) {
+    for (size_t i = ib; i < ie; ++i) {
+      const size_t r = i / c.n_head;
+      const size_t h = i % c.n_head;
+      const ForwardRow& row = rows[r];
+      KvBlockPool& kv = *row.kv;
+      const uint32_t bt = kv.block_tokens();
+      const float* q = q_.data() + r * c.n_embd;
+      float* out = attn_.data() + r * c.n_embd;
       const size_t kv_off = (h / group) * c.head_dim;
-      for (uint32_t d = 0; d < c.head_dim; ++d) q16[d] = Fp32ToFp16(q_[h * c.head_dim + d]);
+      for (uint32_t d = 0; d < c.head_dim; ++d) q16[d] = Fp32ToFp16(q[h * c.head_dim + d]);
       std::fill(acc.begin(), acc.end(), 0);
       // ggml's flash attention on one query row: online softmax with the
       // V accumulator kept in F16.
       float m = -INFINITY;
       float sum = 0;
-      for (uint32_t t = 0; t <= pos; ++t) {
-        const uint16_t* k = kv_.k(layer, t) + kv_off;
+      for (uint32_t t = 0; t <= row.pos; ++t) {
+        const uint32_t block = row.blocks[t / bt];
+        const uint32_t slot = t % bt;
+        const uint16_t* k = kv.k(block, layer, slot) + kv_off;
         const float s =
             (ggml_order ? AttnDotF16(k, q16.data(), c.head_dim, lanes)
                         : dot(reinterpret_cast<const uint8_t*>(k),
@@ -253,68 +332,102 @@ void Session::Attention(uint32_t layer, uint32_t pos) {
         } else {
           vs = std::exp(s - m);
         }
-        f16.mad(acc.data(), kv_.v(layer, t) + kv_off, vs, c.head_dim);
+        f16.mad(acc.data(), kv.v(block, layer, slot) + kv_off, vs, c.head_dim);
         sum = sum * ms + vs;
       }
       const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-      for (uint32_t d = 0; d < c.head_dim; ++d)
-        attn_[h * c.head_dim + d] = Fp16ToFp32(acc[d]) * inv;
+      for (uint32_t d = 0; d < c.head_dim; ++d) out[h * c.head_dim + d] = Fp16ToFp32(acc[d]) * inv;
     }
   });
 }
 
-void Session::Forward(int32_t token, bool want_logits) {
+void ForwardPass::Run(std::span<const ForwardRow> rows) {
+  if (rows.empty()) return;
   const ModelConfig& c = model_.config();
-  const uint32_t pos = n_past_;
+  const size_t n = rows.size();
+  Resize(n);
+  const size_t E = c.n_embd;
+  const size_t KV = c.n_embd_kv();
+  const size_t F = c.n_ff;
   const WeightMatrix& embd = model_.token_embd();
-  (void)DequantizeRow(
-      embd.type, {embd.data + static_cast<size_t>(token) * embd.row_bytes, embd.row_bytes}, x_);
-  std::vector<float> cos_sin(c.n_rot);
   const float theta_scale = std::pow(c.rope_freq_base, -2.0f / static_cast<float>(c.n_rot));
-  float theta = static_cast<float>(pos);
-  for (uint32_t i = 0; i < c.n_rot / 2; ++i) {
-    cos_sin[2 * i] = std::cos(theta);
-    cos_sin[2 * i + 1] = std::sin(theta);
-    theta *= theta_scale;
+  for (size_t r = 0; r < n; ++r) {
+    (void)DequantizeRow(
+        embd.type,
+        {embd.data + static_cast<size_t>(rows[r].token) * embd.row_bytes, embd.row_bytes},
+        {x_.data() + r * E, E});
+    float* cs = cos_sin_.data() + r * c.n_rot;
+    float theta = static_cast<float>(rows[r].pos);
+    for (uint32_t i = 0; i < c.n_rot / 2; ++i) {
+      cs[2 * i] = std::cos(theta);
+      cs[2 * i + 1] = std::sin(theta);
+      theta *= theta_scale;
+    }
   }
-  auto add_bias = [](std::vector<float>& v, std::span<const float> b) {
+  auto add_bias = [](float* v, std::span<const float> b) {
     for (size_t i = 0; i < b.size(); ++i) v[i] += b[i];
   };
   for (uint32_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& w = model_.layer(l);
-    RmsNorm(x_, w.attn_norm, c.rms_eps, h_.data());
-    MatVec(w.wq, h_, q_.data());
-    MatVec(w.wk, h_, k_.data());
-    MatVec(w.wv, h_, v_.data());
-    add_bias(q_, w.bq);
-    add_bias(k_, w.bk);
-    add_bias(v_, w.bv);
-    Rope(q_.data(), c.n_head, c.head_dim, cos_sin, c.n_rot, c.rope_neox);
-    Rope(k_.data(), c.n_head_kv, c.head_dim, cos_sin, c.n_rot, c.rope_neox);
-    uint16_t* kc = kv_.k(l, pos);
-    uint16_t* vc = kv_.v(l, pos);
-    for (uint32_t i = 0; i < c.n_embd_kv(); ++i) {
-      kc[i] = Fp32ToFp16(k_[i]);
-      vc[i] = Fp32ToFp16(v_[i]);
+    for (size_t r = 0; r < n; ++r) {
+      RmsNorm({x_.data() + r * E, E}, w.attn_norm, c.rms_eps, h_.data() + r * E);
     }
-    Attention(l, pos);
-    MatVec(w.wo, attn_, h_.data());
-    for (uint32_t i = 0; i < c.n_embd; ++i) x_[i] += h_[i];
+    MatVec(w.wq, h_.data(), E, n, q_.data(), E);
+    MatVec(w.wk, h_.data(), E, n, k_.data(), KV);
+    MatVec(w.wv, h_.data(), E, n, v_.data(), KV);
+    for (size_t r = 0; r < n; ++r) {
+      float* q = q_.data() + r * E;
+      float* k = k_.data() + r * KV;
+      float* v = v_.data() + r * KV;
+      add_bias(q, w.bq);
+      add_bias(k, w.bk);
+      add_bias(v, w.bv);
+      const float* cs = cos_sin_.data() + r * c.n_rot;
+      Rope(q, c.n_head, c.head_dim, cs, c.n_rot, c.rope_neox);
+      Rope(k, c.n_head_kv, c.head_dim, cs, c.n_rot, c.rope_neox);
+      const ForwardRow& row = rows[r];
+      const uint32_t bt = row.kv->block_tokens();
+      const uint32_t block = row.blocks[row.pos / bt];
+      uint16_t* kc = row.kv->k(block, l, row.pos % bt);
+      uint16_t* vc = row.kv->v(block, l, row.pos % bt);
+      for (size_t i = 0; i < KV; ++i) {
+        kc[i] = Fp32ToFp16(k[i]);
+        vc[i] = Fp32ToFp16(v[i]);
+      }
+    }
+    Attention(rows, l);
+    MatVec(w.wo, attn_.data(), E, n, h_.data(), E);
+    for (size_t i = 0; i < n * E; ++i) x_[i] += h_[i];
 
-    RmsNorm(x_, w.ffn_norm, c.rms_eps, h_.data());
-    MatVec(w.ffn_gate, h_, ff_gate_.data());
-    MatVec(w.ffn_up, h_, ff_up_.data());
-    for (uint32_t i = 0; i < c.n_ff; ++i) {
+    for (size_t r = 0; r < n; ++r) {
+      RmsNorm({x_.data() + r * E, E}, w.ffn_norm, c.rms_eps, h_.data() + r * E);
+    }
+    MatVec(w.ffn_gate, h_.data(), E, n, ff_gate_.data(), F);
+    MatVec(w.ffn_up, h_.data(), E, n, ff_up_.data(), F);
+    for (size_t i = 0; i < n * F; ++i) {
       const float g = ff_gate_[i];
       ff_gate_[i] = g / (1.0f + std::exp(-g)) * ff_up_[i];
     }
-    MatVec(w.ffn_down, ff_gate_, h_.data());
-    for (uint32_t i = 0; i < c.n_embd; ++i) x_[i] += h_[i];
+    MatVec(w.ffn_down, ff_gate_.data(), F, n, h_.data(), E);
+    for (size_t i = 0; i < n * E; ++i) x_[i] += h_[i];
   }
-  ++n_past_;
-  if (!want_logits) return;
-  RmsNorm(x_, model_.output_norm(), c.rms_eps, h_.data());
-  MatVec(model_.output(), h_, logits_.data());
+  // Only the rows that want logits meet the (large) output matrix.
+  size_t n_out = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (rows[r].logits == nullptr) continue;
+    RmsNorm({x_.data() + r * E, E}, model_.output_norm(), c.rms_eps, norm_.data() + n_out * E);
+    ++n_out;
+  }
+  if (n_out == 0) return;
+  const WeightMatrix& out = model_.output();
+  logits_tmp_.resize(n_out * out.rows);
+  MatVec(out, norm_.data(), E, n_out, logits_tmp_.data(), out.rows);
+  size_t j = 0;
+  for (size_t r = 0; r < n; ++r) {
+    if (rows[r].logits == nullptr) continue;
+    std::memcpy(rows[r].logits, logits_tmp_.data() + j * out.rows, out.rows * sizeof(float));
+    ++j;
+  }
 }
 
 }  // namespace llmcache::engine
