@@ -1,12 +1,13 @@
-// Cross-replica single-flight: of the gateway replicas that miss the same key
-// at the same time, one (the leader) calls the upstream; the others wait for
-// it to finish and then read the answer from the shared store. The lock is a
-// short-lived Redis key (`SET NX PX`), so a leader that dies only delays the
-// others until the lock's TTL ends.
+// Cross-replica single-flight over Redis (the SharedFlight of
+// include/llmcache/shared_flight.h): of the gateway replicas that miss the
+// same key at the same time, one (the leader) calls the upstream; the others
+// wait for it to finish and then read the answer from the shared store. The
+// lock is a short-lived Redis key (`SET NX PX`), so a leader that dies only
+// delays the others until the lock's TTL ends.
 //
-// How the gateway uses it, after a local FlightTable has already coalesced
-// this replica's own identical misses (so one call per replica, not per
-// request, reaches Redis):
+// How a caller uses the blocking forms, after a local FlightTable has
+// already coalesced this replica's own identical misses (so one call per
+// replica, not per request, reaches Redis):
 //
 //   auto claim = flight.TryLead(key);
 //   if (!claim || claim->leader) {
@@ -18,18 +19,26 @@
 //     // Timed out, or the leader gave up without an answer: call the
 //     // upstream ourselves.
 //   }
+//
+// The gateway uses the non-blocking forms (SharedFlight), which share one
+// pipelined connection driven by one I/O thread per RedisFlight, and polls
+// HeldAsync with timers of its own event loop instead of Wait.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "llmcache/shared_flight.h"
 #include "llmcache/status.h"
 #include "llmcache/store.h"
 
 namespace llmcache {
 
+class RedisAsyncLink;
 class RedisPool;
 
 struct RedisFlightOptions {
@@ -40,8 +49,8 @@ struct RedisFlightOptions {
   // How long a lock lives if its leader never releases it (crashed or
   // stuck). Longer than a normal upstream call.
   int64_t lock_ttl_ms = 30000;
-  // Waiters poll the lock starting at this interval, doubling up to
-  // max_poll_interval_ms.
+  // Wait (the blocking form) polls the lock starting at this interval,
+  // doubling up to max_poll_interval_ms. Async callers time their own polls.
   int64_t poll_interval_ms = 5;
   int64_t max_poll_interval_ms = 50;
   int max_connections = 4;
@@ -52,17 +61,12 @@ struct RedisFlightOptions {
 };
 
 // Thread-safe.
-class RedisFlight {
+class RedisFlight final : public SharedFlight {
  public:
-  struct Claim {
-    bool leader = false;
-    std::string token;  // the leader's proof of ownership, for Release
-  };
-
   // InvalidArgument for a bad URL or options; never fails because Redis is
   // unreachable (calls then return Unavailable).
   static Result<std::unique_ptr<RedisFlight>> Open(RedisFlightOptions options);
-  ~RedisFlight();
+  ~RedisFlight() override;
 
   // Leader when this call created the lock; follower when another holder
   // has it. Unavailable when Redis cannot be asked: proceed as a leader
@@ -79,12 +83,23 @@ class RedisFlight {
   // caller then looks the key up and, on a miss, calls the upstream itself.
   Status Wait(std::string_view key, int64_t timeout_ms);
 
+  // SharedFlight: the same operations without blocking (Wait's poll is
+  // HeldAsync, timed by the caller). The first call starts the I/O thread.
+  void TryLeadAsync(std::string_view key, ClaimCallback done) override;
+  void ReleaseAsync(std::string_view key, std::string_view token, DoneCallback done) override;
+  void HeldAsync(std::string_view key, HeldCallback done) override;
+
  private:
   RedisFlight(RedisFlightOptions options, std::shared_ptr<RedisPool> pool);
   std::string LockKey(std::string_view key) const;
+  std::vector<std::string> ClaimCommand(std::string_view key, const std::string& token) const;
+  std::vector<std::string> ReleaseCommand(std::string_view key, std::string_view token) const;
+  RedisAsyncLink& Link();
 
   const RedisFlightOptions options_;
   const std::shared_ptr<RedisPool> pool_;
+  std::once_flag link_once_;
+  std::unique_ptr<RedisAsyncLink> link_;
 };
 
 }  // namespace llmcache

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -12,6 +13,23 @@
 
 namespace llmcache::store_test {
 namespace {
+
+// The async calls, waited for (the test's thread is no event loop).
+Result<SharedFlight::Claim> ClaimNow(SharedFlight& f, std::string_view key) {
+  std::promise<Result<SharedFlight::Claim>> p;
+  f.TryLeadAsync(key, [&p](Result<SharedFlight::Claim> c) { p.set_value(std::move(c)); });
+  return p.get_future().get();
+}
+Result<bool> HeldNow(SharedFlight& f, std::string_view key) {
+  std::promise<Result<bool>> p;
+  f.HeldAsync(key, [&p](Result<bool> h) { p.set_value(std::move(h)); });
+  return p.get_future().get();
+}
+Status ReleaseNow(SharedFlight& f, std::string_view key, std::string_view token) {
+  std::promise<Status> p;
+  f.ReleaseAsync(key, token, [&p](Status s) { p.set_value(std::move(s)); });
+  return p.get_future().get();
+}
 
 class RedisFlightTest : public ::testing::Test {
  protected:
@@ -119,6 +137,72 @@ TEST_F(RedisFlightTest, RedisDownIsUnavailableNotAHang) {
   ASSERT_FALSE(claim);
   EXPECT_EQ(claim.error().code(), StatusCode::kUnavailable);
   EXPECT_EQ(a->Wait("k", 10000).code(), StatusCode::kUnavailable);
+}
+
+TEST_F(RedisFlightTest, AsyncCallsShareTheLocksOfTheBlockingOnes) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_TRUE(a && b);
+  auto lead = ClaimNow(*a, "k");
+  ASSERT_TRUE(lead) << lead.error().ToString();
+  EXPECT_TRUE(lead->leader);
+  EXPECT_FALSE(lead->token.empty());
+  auto blocking = b->TryLead("k");
+  ASSERT_TRUE(blocking);
+  EXPECT_FALSE(blocking->leader);
+  auto follow = ClaimNow(*b, "k");
+  ASSERT_TRUE(follow);
+  EXPECT_FALSE(follow->leader);
+  EXPECT_TRUE(follow->token.empty());
+
+  auto held = HeldNow(*b, "k");
+  ASSERT_TRUE(held);
+  EXPECT_TRUE(*held);
+  ASSERT_TRUE(ReleaseNow(*b, "k", "not-the-token").ok());
+  EXPECT_TRUE(*HeldNow(*b, "k")) << "a foreign token released the lock";
+  ASSERT_TRUE(ReleaseNow(*a, "k", lead->token).ok());
+  held = HeldNow(*b, "k");
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(*held);
+  EXPECT_TRUE(b->Wait("k", 0).ok());
+}
+
+TEST_F(RedisFlightTest, ConcurrentAsyncClaimsOnTwoReplicasElectOneLeader) {
+  auto a = Open();
+  auto b = Open();
+  ASSERT_TRUE(a && b);
+  std::atomic<int> leaders{0}, followers{0}, errors{0}, answered{0};
+  std::promise<void> all;
+  constexpr int kClaims = 40;
+  for (int i = 0; i < kClaims; ++i) {
+    (i % 2 ? *a : *b).TryLeadAsync("hot", [&](Result<SharedFlight::Claim> c) {
+      if (!c)
+        ++errors;
+      else if (c->leader)
+        ++leaders;
+      else
+        ++followers;
+      if (++answered == kClaims) all.set_value();
+    });
+  }
+  all.get_future().get();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(leaders.load(), 1);
+  EXPECT_EQ(followers.load(), kClaims - 1);
+}
+
+TEST_F(RedisFlightTest, AsyncCallsFailFastWithUnavailableWhenRedisIsDown) {
+  auto a = Open();
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(ClaimNow(*a, "warm-up"));  // the async link is up
+  server_->Kill();
+  auto claim = ClaimNow(*a, "k");
+  ASSERT_FALSE(claim);
+  EXPECT_EQ(claim.error().code(), StatusCode::kUnavailable);
+  auto held = HeldNow(*a, "k");
+  ASSERT_FALSE(held);
+  EXPECT_EQ(held.error().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ReleaseNow(*a, "k", "t").code(), StatusCode::kUnavailable);
 }
 
 }  // namespace

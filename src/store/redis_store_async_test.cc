@@ -154,5 +154,37 @@ TEST_F(RedisStoreAsyncTest, DestroyingTheStoreAnswersPendingCalls) {
   EXPECT_EQ(answered.load(), 50);
 }
 
+// The gateway's stack: a memory tier in front of Redis, called async only.
+TEST_F(RedisStoreAsyncTest, TieredStoreOverRedisPromotesAsyncHitsAndWritesThrough) {
+  MemoryStoreOptions mo;
+  mo.clock = clock_;
+  auto memory = NewMemoryStore(mo);
+  Store* mem = memory.get();
+  RedisStore* redis = store_.get();
+  auto tiered = NewTieredStore(std::move(memory), std::move(store_));
+  auto e = MakeEntry("a", now());
+  ASSERT_TRUE(InsertNow(*tiered, e).ok());
+  EXPECT_TRUE(redis->Lookup(e->key)) << "the async insert did not reach Redis";
+  ASSERT_TRUE(mem->Erase(e->key).ok());  // as if evicted from memory
+
+  auto from_redis = LookupNow(*tiered, e->key);
+  ASSERT_TRUE(from_redis) << from_redis.error().ToString();
+  EXPECT_STREQ(from_redis->tier, "redis");
+  EXPECT_EQ(from_redis->entry->body, e->body);
+  auto from_memory = LookupNow(*tiered, e->key);
+  ASSERT_TRUE(from_memory);
+  EXPECT_STREQ(from_memory->tier, "memory") << "the Redis hit was not promoted";
+
+  server_->Kill();
+  auto absent = LookupNow(*tiered, KeyFor("absent"));
+  ASSERT_FALSE(absent);
+  EXPECT_EQ(absent.error().code(), StatusCode::kUnavailable);
+  // Redis down: the insert reports it, and memory still serves this process.
+  EXPECT_EQ(InsertNow(*tiered, MakeEntry("b", now())).code(), StatusCode::kUnavailable);
+  auto b = LookupNow(*tiered, KeyFor("b"));
+  ASSERT_TRUE(b);
+  EXPECT_STREQ(b->tier, "memory");
+}
+
 }  // namespace
 }  // namespace llmcache::store_test

@@ -2,6 +2,9 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,56 @@ class CountingSinkStore final : public CountingStore, public AccessSink {
   bool has_oracle = false;
 };
 
+// A persistent tier whose async calls take effect at once but report back
+// only when the test says so, like a network store whose reply is still on
+// its way.
+class DeferredStore final : public CountingStore {
+ public:
+  using CountingStore::CountingStore;
+  // Answers what is still pending, as a network store does when it goes.
+  ~DeferredStore() override { CompleteAll(); }
+
+  void LookupAsync(std::string_view key, LookupCallback done) override {
+    Hold([r = Lookup(key), done = std::move(done)] { done(r); });
+  }
+  void InsertAsync(std::shared_ptr<const CacheEntry> entry, InsertCallback done) override {
+    Hold([s = Insert(std::move(entry)), done = std::move(done)] { done(s); });
+  }
+
+  // Runs the held callbacks, oldest first; returns how many ran.
+  size_t CompleteAll() {
+    std::vector<std::function<void()>> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+    }
+    for (auto& h : held) h();
+    return held.size();
+  }
+
+ private:
+  void Hold(std::function<void()> f) {
+    std::lock_guard lock(mu_);
+    held_.push_back(std::move(f));
+  }
+  std::mutex mu_;
+  std::vector<std::function<void()>> held_;
+};
+
+// What an async call delivered, and whether it did before returning.
+template <class R>
+struct Delivery {
+  std::optional<R> result;
+  bool inline_ = false;
+};
+
+Delivery<Result<StoreHit>> LookupAsyncNow(Store& s, std::string_view key) {
+  Delivery<Result<StoreHit>> d;
+  s.LookupAsync(key, [&d](Result<StoreHit> r) { d.result.emplace(std::move(r)); });
+  d.inline_ = d.result.has_value();
+  return d;
+}
+
 class TieredStoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<Store> OpenDisk(ExpiryOptions expiry = {}) {
@@ -103,10 +156,22 @@ class TieredStoreTest : public ::testing::Test {
 
   int64_t now() const { return clock_->NowMillis(); }
 
+  // memory-over-DeferredStore; mem_/deferred_ stay valid while the result lives.
+  std::unique_ptr<Store> OpenDeferred() {
+    auto memory = NewMemory();
+    auto deferred = std::make_unique<DeferredStore>(clock_);
+    mem_ = memory.get();
+    deferred_ = deferred.get();
+    return NewTieredStore(std::move(memory), std::move(deferred));
+  }
+
+  bool InMemory(std::string_view name) const { return mem_->PeekAccess(KeyFor(name)).has_value(); }
+
   TempDir dir_;
   std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
   MemoryStore* mem_ = nullptr;
   Store* disk_ = nullptr;
+  DeferredStore* deferred_ = nullptr;
 };
 
 TEST_F(TieredStoreTest, NamesItsTiers) {
@@ -341,6 +406,129 @@ TEST_F(TieredStoreTest, EraseAndEraseIfReachBothTiers) {
   EXPECT_EQ(disk_->Stats().entries, 1u);
   EXPECT_FALSE(t->Lookup(KeyFor("b")));
   EXPECT_TRUE(t->Lookup(KeyFor("c")));
+}
+
+TEST_F(TieredStoreTest, AsyncCallsOverAnInlineTierCompleteBeforeReturning) {
+  auto t = Open(OneEntryBytes() * 3 / 2);
+  std::optional<Status> inserted;
+  t->InsertAsync(MakeEntry("a", now(), kBody), [&](Status s) { inserted = s; });
+  ASSERT_TRUE(inserted.has_value()) << "RocksDB's default async insert runs inline";
+  EXPECT_TRUE(inserted->ok()) << inserted->ToString();
+  EXPECT_EQ(disk_->Stats().entries, 1u);
+
+  auto memory_hit = LookupAsyncNow(*t, KeyFor("a"));
+  EXPECT_TRUE(memory_hit.inline_);
+  ASSERT_TRUE(memory_hit.result && *memory_hit.result);
+  EXPECT_STREQ((*memory_hit.result)->tier, "memory");
+
+  ASSERT_TRUE(t->Insert(MakeEntry("b", now(), kBody)).ok());  // evicts "a" from memory
+  auto disk_hit = LookupAsyncNow(*t, KeyFor("a"));
+  ASSERT_TRUE(disk_hit.inline_ && *disk_hit.result);
+  EXPECT_STREQ((*disk_hit.result)->tier, "rocksdb");
+  EXPECT_TRUE(InMemory("a")) << "an async hit below is promoted";
+
+  auto miss = LookupAsyncNow(*t, KeyFor("absent"));
+  ASSERT_TRUE(miss.inline_);
+  ASSERT_FALSE(*miss.result);
+  EXPECT_TRUE(miss.result->error().IsNotFound());
+}
+
+TEST_F(TieredStoreTest, AsyncMissCompletesWithThePersistentTierAndIsThenPromoted) {
+  auto t = OpenDeferred();
+  ASSERT_TRUE(deferred_->Insert(MakeEntry("a", now())).ok());
+  auto first = LookupAsyncNow(*t, KeyFor("a"));
+  EXPECT_FALSE(first.inline_) << "a memory miss waits for the persistent tier";
+  EXPECT_FALSE(InMemory("a"));
+  EXPECT_EQ(deferred_->CompleteAll(), 1u);
+  ASSERT_TRUE(first.result && *first.result);
+  EXPECT_STREQ((*first.result)->tier, "counting");
+  EXPECT_TRUE(InMemory("a"));
+
+  auto second = LookupAsyncNow(*t, KeyFor("a"));
+  EXPECT_TRUE(second.inline_) << "the promoted entry is a memory hit";
+  ASSERT_TRUE(second.result && *second.result);
+  EXPECT_STREQ((*second.result)->tier, "memory");
+  EXPECT_EQ(deferred_->lookups.load(), 1);
+}
+
+TEST_F(TieredStoreTest, AsyncInsertCompletesOnlyOnceThePersistentTierHasTheEntry) {
+  auto t = OpenDeferred();
+  std::optional<Status> inserted;
+  t->InsertAsync(MakeEntry("a", now()), [&](Status s) { inserted = s; });
+  EXPECT_FALSE(inserted.has_value());
+  EXPECT_EQ(deferred_->CompleteAll(), 1u);
+  ASSERT_TRUE(inserted.has_value());
+  EXPECT_TRUE(inserted->ok());
+  EXPECT_TRUE(InMemory("a"));
+  EXPECT_EQ(deferred_->inserts.load(), 1);
+
+  // Failing below: reported, and memory still serves this process.
+  deferred_->insert_error = Status::IOError("disk on fire");
+  inserted.reset();
+  t->InsertAsync(MakeEntry("b", now()), [&](Status s) { inserted = s; });
+  deferred_->CompleteAll();
+  ASSERT_TRUE(inserted.has_value());
+  EXPECT_EQ(inserted->code(), StatusCode::kIOError);
+  EXPECT_TRUE(InMemory("b"));
+
+  // Refused below: neither tier changes, as for Insert.
+  deferred_->insert_error = Status::ResourceExhausted("too big");
+  inserted.reset();
+  t->InsertAsync(MakeEntry("c", now()), [&](Status s) { inserted = s; });
+  deferred_->CompleteAll();
+  ASSERT_TRUE(inserted.has_value());
+  EXPECT_EQ(inserted->code(), StatusCode::kResourceExhausted);
+  EXPECT_FALSE(InMemory("c"));
+}
+
+TEST_F(TieredStoreTest, LateAsyncPromotionDoesNotHideANewerInsert) {
+  auto t = OpenDeferred();
+  auto v1 = MakeEntry("a", now(), 100);
+  ASSERT_TRUE(deferred_->Insert(v1).ok());
+  auto read = LookupAsyncNow(*t, KeyFor("a"));  // reads v1 below; the answer is on its way
+  auto v2 = MakeEntry("a", now(), 300);
+  ASSERT_TRUE(t->Insert(v2).ok());
+  deferred_->CompleteAll();
+  ASSERT_TRUE(read.result && *read.result);
+  EXPECT_EQ((*read.result)->entry->body, v1->body);
+  auto now_served = t->Lookup(KeyFor("a"));
+  ASSERT_TRUE(now_served);
+  EXPECT_EQ(now_served->entry->body, v2->body) << "the late promotion of v1 replaced v2";
+}
+
+TEST_F(TieredStoreTest, EraseDuringAnAsyncInsertKeepsTheEntryOutOfMemory) {
+  auto t = OpenDeferred();
+  std::optional<Status> inserted;
+  t->InsertAsync(MakeEntry("a", now()), [&](Status s) { inserted = s; });
+  ASSERT_TRUE(t->Erase(KeyFor("a")).ok());
+  deferred_->CompleteAll();
+  ASSERT_TRUE(inserted.has_value());
+  EXPECT_FALSE(InMemory("a")) << "memory resurrected an erased entry";
+  EXPECT_FALSE(t->Lookup(KeyFor("a")));
+}
+
+TEST_F(TieredStoreTest, PurgeDuringAnAsyncLookupIsNotUndoneByItsPromotion) {
+  auto t = OpenDeferred();
+  ASSERT_TRUE(deferred_->Insert(MakeEntry("a", now())).ok());
+  auto read = LookupAsyncNow(*t, KeyFor("a"));
+  auto purged = t->EraseIf([](const CacheEntry&) { return true; });
+  ASSERT_TRUE(purged);
+  EXPECT_EQ(*purged, 1u);
+  deferred_->CompleteAll();
+  ASSERT_TRUE(read.result);
+  EXPECT_FALSE(InMemory("a")) << "a promotion brought a purged entry back";
+  EXPECT_FALSE(t->Lookup(KeyFor("a")));
+}
+
+TEST_F(TieredStoreTest, DestroyingTheStoreAnswersPendingAsyncCalls) {
+  auto t = OpenDeferred();
+  ASSERT_TRUE(deferred_->Insert(MakeEntry("a", now())).ok());
+  auto read = LookupAsyncNow(*t, KeyFor("a"));
+  std::optional<Status> inserted;
+  t->InsertAsync(MakeEntry("b", now()), [&](Status s) { inserted = s; });
+  t.reset();  // the persistent tier answers as it goes, while the memory tier still lives
+  EXPECT_TRUE(read.result.has_value());
+  EXPECT_TRUE(inserted.has_value());
 }
 
 }  // namespace
