@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "llmcache/embedder.h"
 #include "llmcache/status.h"
 
 namespace llmcache {
@@ -20,8 +21,14 @@ struct GuardVerdict {
   // "number", "entity", "negation", "order", "content_word", "language",
   // "unsupported". Empty when pass is true.
   std::string reason;
-  // Human-readable detail for logs and `llmcache eval`, e.g. "sick vs paid".
+  // Human-readable detail for logs and `llmcache eval`, e.g. "sick vs paid";
+  // on a loose pass what it rests on, e.g. "loose: freeze~lock +account".
   std::string detail;
+  // A loose pass: every word was accounted for, but only through a weaker
+  // rule (an inserted generic word, a word matched by its embedding rather
+  // than by WordNet). The caller should then demand this much more embedding
+  // similarity than its threshold. 0 on a strict pass and on refusals.
+  double threshold_raise = 0;
 };
 
 // Thread-safe; Check is const and may run from any thread.
@@ -45,6 +52,32 @@ struct LexicalGuardOptions {
   // Longer questions are refused ("unsupported") unread: the guard's cost
   // stays bounded and long prompts are rarely paraphrases of each other.
   size_t max_query_bytes = 2048;
+
+  // English only; Japanese is unaffected by the three rules below.
+  // Inserted words: words on one side only whose other side has nothing left
+  // unmatched (an insertion, not a replacement: "reset my account password"
+  // vs "reset my password"). Up to this many pass when each is a known,
+  // generic word: in WordNet, no name, no unit, more noun and adjective
+  // senses than verb senses (an inserted action, "remove the block", changes
+  // the question) and no adverb sense ("turn off" vs "turn on": "on" is a
+  // stop word, "off" is not). Verbs of asking ("apply for", "request") and
+  // light verbs ("get", "take") never count: they are scaffolding.
+  // 0 refuses every insertion. 1: measured on both halves of the dev set
+  // (docs/semantic-eval.md).
+  size_t max_inserted_words = 1;
+  // Word alignment by embeddings: a one-sided word that WordNet does not
+  // relate to anything may be matched with a one-sided word of the other
+  // side whose single-word embedding cosine is at least min_word_similarity
+  // ("freeze" / "lock"). Never for names, numbers, units, words WordNet does
+  // not know, or WordNet antonyms. Null (the default): off. Measured with
+  // use-lite it does not pay: single-word cosines rank siblings ("buy" /
+  // "sell" 0.81, "freeze" / "unfreeze" 0.74) as high as paraphrases, so it
+  // added false hits and no hits (docs/semantic-eval.md). The threshold is on
+  // the embedder's own scale.
+  std::shared_ptr<Embedder> word_embedder;
+  double min_word_similarity = 0.8;
+  // GuardVerdict::threshold_raise of a loose pass (either rule above).
+  double loose_threshold_raise = 0.0;
 };
 
 // NotFound / Corruption when a resource is missing or unreadable. Loading

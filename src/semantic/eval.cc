@@ -10,6 +10,7 @@
 #include <set>
 
 #include "semantic/context_key.h"
+#include "semantic/llm_verifier.h"
 #include "semantic/semantic_cache.h"
 #include "semantic/use_lite.h"
 
@@ -87,10 +88,33 @@ Result<std::vector<EvalItem>> LoadEvalSet(const std::string& path) {
   return items;
 }
 
-std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why) {
+bool InTuningHalf(std::string_view family) {
+  // FNV-1a: fixed across platforms and runs, unlike std::hash.
+  uint64_t h = 14695981039346656037ull;
+  for (char c : family) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  return (h >> 7) % 2 == 0;
+}
+
+Result<std::vector<EvalItem>> SplitEvalSet(std::vector<EvalItem> items, std::string_view split) {
+  if (split.empty()) return items;
+  if (split != "tune" && split != "test") {
+    return Err(Status::InvalidArgument("split must be tune or test, not " + std::string(split)));
+  }
+  const bool tune = split == "tune";
+  std::erase_if(items, [&](const EvalItem& it) { return InTuningHalf(it.family) != tune; });
+  return items;
+}
+
+std::shared_ptr<Embedder> WordEmbedderFor(const std::shared_ptr<Embedder>& embedder) {
+  return embedder && embedder->id() == "use-lite" ? embedder : nullptr;
+}
+
+std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why, LexicalGuardOptions go) {
 #ifdef LLMCACHE_HAVE_GUARD
-  LexicalGuardOptions go;
-  go.sudachi_synonyms_path = LLMCACHE_SUDACHI_SYNONYMS_PATH;
+  if (go.sudachi_synonyms_path.empty()) go.sudachi_synonyms_path = LLMCACHE_SUDACHI_SYNONYMS_PATH;
   auto g = NewLexicalGuard(go);
   if (!g) {
     if (why) *why = g.error().ToString();
@@ -98,6 +122,7 @@ std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why) {
   }
   return std::shared_ptr<const LexicalGuard>(std::move(*g));
 #else
+  (void)go;
   if (why) *why = "this build has no lexical guard (llmcache_guard)";
   return nullptr;
 #endif
@@ -255,6 +280,7 @@ std::string EvalMarkdown(const EvalReport& report) {
 
 int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::ostream& err) {
   auto items = LoadEvalSet(options.set_path);
+  if (items) items = SplitEvalSet(std::move(*items), options.split);
   if (!items) {
     err << "llmcache eval: " << items.error().ToString() << "\n";
     return 2;
@@ -276,11 +302,33 @@ int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::os
   eo.holdout_fraction = options.holdout_fraction;
   eo.seed = options.seed;
   if (!options.thresholds.empty()) eo.thresholds = options.thresholds;
+  LexicalGuardOptions go;
+  if (options.max_inserted_words) go.max_inserted_words = *options.max_inserted_words;
+  // Word alignment only when asked for: measured, it lets siblings through
+  // (docs/semantic-eval.md).
+  if (options.min_word_similarity && *options.min_word_similarity > 0) {
+    go.min_word_similarity = *options.min_word_similarity;
+    go.word_embedder = WordEmbedderFor(eo.cache.embedder);
+  }
+  if (options.loose_threshold_raise) go.loose_threshold_raise = *options.loose_threshold_raise;
   if (options.guard) {
     std::string why;
-    eo.cache.guard = DefaultLexicalGuard(&why);
+    eo.cache.guard = DefaultLexicalGuard(&why, go);
     if (!eo.cache.guard) err << "llmcache eval: without the lexical guard: " << why << "\n";
   }
+  if (!options.verifier.empty()) {
+    auto oracle = ParseOracleSpec(options.verifier);
+    if (!oracle) {
+      err << "llmcache eval: " << oracle.error().ToString() << "\n";
+      return 2;
+    }
+    oracle->seed = options.seed;
+    for (const EvalItem& it : *items) oracle->label_of.emplace(it.text, it.intent);
+    out << "Verifier: simulated from the labels, " << Percent(oracle->accuracy)
+        << " of pairs answered right.\n";
+    eo.cache.verifier = NewOracleVerifier(std::move(*oracle));
+  }
+  if (options.grey_band) eo.cache.grey_band = *options.grey_band;
   auto report = RunEval(*items, eo);
   if (!report) {
     err << "llmcache eval: " << report.error().ToString() << "\n";
@@ -290,6 +338,11 @@ int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::os
       << eo.cache.short_query_words << " words) " << Fixed(eo.cache.thresholds.short_threshold, 3)
       << ", top-k " << eo.cache.top_k << ", unknown-fraction limit "
       << eo.cache.max_unknown_fraction << "; embedder " << eo.cache.embedder->id() << ".\n";
+  out << "Guard: up to " << go.max_inserted_words << " inserted generic word(s), word alignment "
+      << (go.word_embedder ? "at cosine ≥ " + Fixed(go.min_word_similarity, 2) : std::string("off"))
+      << ", loose passes need θ + " << Fixed(go.loose_threshold_raise, 3) << "."
+      << (options.split.empty() ? "" : " Split: " + options.split + " half of the families.")
+      << "\n";
   out << EvalMarkdown(*report);
   return out ? 0 : 1;
 }

@@ -15,9 +15,12 @@
 #include <iosfwd>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "llmcache/lexical_guard.h"
 #include "llmcache/semantic_cache.h"
 
 namespace llmcache::semantic {
@@ -77,6 +80,15 @@ Result<EvalReport> RunEval(const std::vector<EvalItem>& items, const EvalOptions
 // paraphrases were missed (all languages) per mode and threshold.
 std::string EvalMarkdown(const EvalReport& report);
 
+// The dev set split in two halves by family (a fixed hash of the family
+// name), so that rules tuned on one half can be checked on the other: true
+// for the tuning half, false for the held-out ("test") half.
+bool InTuningHalf(std::string_view family);
+
+// Keeps the items of one half: split "tune" or "test"; "" keeps all.
+// InvalidArgument for another name.
+Result<std::vector<EvalItem>> SplitEvalSet(std::vector<EvalItem> items, std::string_view split);
+
 struct EvalCommandOptions {
   std::string set_path;
   std::string model_dir;  // use-lite package directory; empty: the default
@@ -84,13 +96,31 @@ struct EvalCommandOptions {
   double holdout_fraction = 0.3;
   uint64_t seed = 42;
   std::vector<double> thresholds;  // empty: EvalOptions' default sweep
+  std::string split;               // "", "tune" or "test" (InTuningHalf)
+  // Guard settings under test; unset: LexicalGuardOptions' defaults. Word
+  // alignment is off unless min_word_similarity > 0 (then by the use-lite
+  // embedder under test).
+  std::optional<size_t> max_inserted_words;
+  std::optional<double> min_word_similarity;
+  std::optional<double> loose_threshold_raise;
+  // "oracle" or "oracle:ACCURACY": a simulated grey-band check that answers
+  // from the labels (wrong on a seeded share 1 - ACCURACY of the pairs), to
+  // show what an LLM check could add; "" measures without a verifier.
+  std::string verifier;
+  std::optional<double> grey_band;  // unset: SemanticCacheOptions' default
 };
 
 // Exit code: 0 ok, 1 failure, 2 unusable options. The table goes to `out`.
 int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::ostream& err);
 
 // The lexical guard with the resources install-deps provides, when this
-// build has one; null otherwise (and `why` says so).
-std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why);
+// build has one; null otherwise (and `why` says so). `options` may set the
+// rules (word embedder, inserted words); its resource paths are filled in.
+std::shared_ptr<const LexicalGuard> DefaultLexicalGuard(std::string* why,
+                                                        LexicalGuardOptions options = {});
+
+// The guard's word embedder for a cache embedder: use-lite only, since the
+// word-similarity threshold is measured on its scale; null for any other.
+std::shared_ptr<Embedder> WordEmbedderFor(const std::shared_ptr<Embedder>& embedder);
 
 }  // namespace llmcache::semantic

@@ -105,6 +105,39 @@ TEST(Calibrate, PicksTheLowestThresholdWithinTheTarget) {
   EXPECT_NE(CalibrationMarkdown(*c, o).find("--semantic-threshold 0.81"), std::string::npos);
 }
 
+TEST(Eval, SplitsByFamilyIntoTwoFixedHalves) {
+  std::vector<EvalItem> items;
+  for (int f = 0; f < 40; ++f) {
+    for (int i = 0; i < 3; ++i) {
+      items.push_back({"q" + std::to_string(f) + "." + std::to_string(i),
+                       "intent" + std::to_string(f), "family" + std::to_string(f), "en"});
+    }
+  }
+  auto tune = SplitEvalSet(items, "tune");
+  auto test = SplitEvalSet(items, "test");
+  ASSERT_TRUE(tune && test);
+  EXPECT_EQ(tune->size() + test->size(), items.size());
+  // Both halves are used, and a family never straddles them.
+  EXPECT_GT(tune->size(), items.size() / 4);
+  EXPECT_GT(test->size(), items.size() / 4);
+  for (const EvalItem& it : *tune) {
+    EXPECT_TRUE(InTuningHalf(it.family));
+    for (const EvalItem& other : *test) EXPECT_NE(it.family, other.family);
+  }
+  // Fixed: the same family lands in the same half on every run.
+  EXPECT_EQ(InTuningHalf("leave.apply"), InTuningHalf(std::string("leave.") + "apply"));
+  EXPECT_EQ(SplitEvalSet(items, "")->size(), items.size());
+  EXPECT_FALSE(SplitEvalSet(items, "train"));
+}
+
+TEST(Eval, WordEmbedderOnlyForUseLite) {
+  auto fake = std::make_shared<FakeEmbedder>(8);
+  EXPECT_EQ(WordEmbedderFor(fake), nullptr);
+  EXPECT_EQ(WordEmbedderFor(nullptr), nullptr);
+  auto use_lite = std::make_shared<FakeEmbedder>(8, "use-lite");
+  EXPECT_EQ(WordEmbedderFor(use_lite), use_lite);
+}
+
 // The dev set with the real embedder and guard: the default settings keep
 // false hits within the 1 % limit.
 TEST(Eval, DefaultSettingsKeepFalseHitsWithinOnePercentOnTheDevSet) {

@@ -37,5 +37,12 @@ if(NOT DEFINED LLMCACHE_BUILD_BENCH OR LLMCACHE_BUILD_BENCH)
   # The guard alone on labelled pairs (data/semantic/pairs.jsonl): pass rates
   # per language and kind, refusal reasons. Not a test; run by hand.
   add_executable(guard_pairs guard_pairs.cc)
-  target_link_libraries(guard_pairs PRIVATE llmcache_guard simdjson::simdjson)
+  # The cache library for the dev-set split and the guard's default
+  # resources; use-lite for word alignment.
+  target_link_libraries(guard_pairs PRIVATE
+    llmcache_guard llmcache_semantic_cache llmcache_semantic simdjson::simdjson)
+  # `llmcache eval` alone, for tuning the hit decision without building the
+  # gateway and the engine. Not a test; run by hand.
+  add_executable(llmcache_eval eval_main.cc)
+  target_link_libraries(llmcache_eval PRIVATE llmcache_semantic_cache)
 endif()

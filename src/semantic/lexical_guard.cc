@@ -1,10 +1,13 @@
 #include "semantic/lexical_guard.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "llmcache/lexical_guard.h"
 #include "semantic/japanese_text.h"
@@ -46,7 +49,15 @@ constexpr std::string_view kStopWords[] = {
     // Asking for an explanation rather than for a thing: "what does X
     // mean", "X explained", "the command to X", "where can I see X".
     "mean", "means", "meaning", "explained", "explanation", "command", "example", "examples",
-    "definition", "define", "see", "check", "find", "look", "all", "exactly", "currently"};
+    "definition", "define", "see", "check", "find", "look", "all", "exactly", "currently",
+    // Light verbs: in a question they carry no meaning of their own, the
+    // noun after them does ("get a refund", "take a day off", "go from A to
+    // B", "make a booking" is "book"). Verbs that do decide the answer
+    // (cancel, change, add, remove) are not here.
+    "get", "gets", "got", "getting", "take", "takes", "took", "taking", "make", "makes", "making",
+    "go", "goes", "going", "give", "gives",
+    // Asking for information rather than naming what it is about.
+    "info", "information", "detail", "details", "allowed", "permitted"};
 
 // Stop words only in front of "way"/"method": "the best way to", "the right
 // way to" (but "the best laptop" keeps "best").
@@ -63,8 +74,8 @@ constexpr std::string_view kQuestionWords[] = {"where", "when", "who", "why", "w
 // Verbs that only say "I want this thing" in a question: "apply for paid
 // leave", "take paid leave", "get paid leave", "取得", "申請", "取る".
 constexpr std::string_view kRequestVerbs[] = {
-    "apply", "application", "request",  "take", "get",      "obtain", "claim", "申請",
-    "取る",  "取得",        "申し込む", "申込", "申し込み", "もらう", "得る"};
+    "apply", "application", "request", "take",     "get",  "obtain",   "claim",  "submit",
+    "申請",  "取る",        "取得",    "申し込む", "申込", "申し込み", "もらう", "得る"};
 
 constexpr std::string_view kUnits[] = {"zero",    "one",     "two",       "three",    "four",
                                        "five",    "six",     "seven",     "eight",    "nine",
@@ -480,8 +491,15 @@ std::optional<GuardVerdict> CompareSwaps(const std::vector<size_t>& a_pos,
 
 class LexicalGuardImpl final : public LexicalGuard {
  public:
-  LexicalGuardImpl(std::unique_ptr<WordNet> wn, std::unique_ptr<JapaneseText> ja, size_t max_bytes)
-      : wn_(std::move(wn)), ja_(std::move(ja)), max_bytes_(max_bytes) {}
+  LexicalGuardImpl(std::unique_ptr<WordNet> wn, std::unique_ptr<JapaneseText> ja,
+                   const LexicalGuardOptions& o)
+      : wn_(std::move(wn)),
+        ja_(std::move(ja)),
+        max_bytes_(o.max_query_bytes),
+        max_inserted_(o.max_inserted_words),
+        word_embedder_(o.word_embedder),
+        min_word_similarity_(o.min_word_similarity),
+        loose_raise_(o.loose_threshold_raise) {}
 
   GuardVerdict Check(std::string_view query, std::string_view candidate) const override {
     if (query.size() > max_bytes_ || candidate.size() > max_bytes_) {
@@ -657,13 +675,43 @@ class LexicalGuardImpl final : public LexicalGuard {
     for (const std::string& la : a.lemmas) {
       if (std::find(b.lemmas.begin(), b.lemmas.end(), la) != b.lemmas.end()) return true;
     }
-    return false;
+    return Misspelling(a, b) || Misspelling(b, a);
+  }
+
+  // "pasword" for "password": a word WordNet does not know, one edit (a
+  // letter dropped, added, changed or two swapped) from a known word of at
+  // least 6 letters. Real words stay apart ("unable" / "enable" are both
+  // known), and so do names.
+  static bool Misspelling(const Word& typo, const Word& word) {
+    if (!typo.lemmas.empty() || word.lemmas.empty() || typo.entity || word.entity) return false;
+    const std::string& x = typo.text;
+    const std::string& y = word.text;
+    if (std::min(x.size(), y.size()) < 5 || y.size() < 6) return false;
+    if (x.size() > y.size() + 1 || y.size() > x.size() + 1) return false;
+    size_t i = 0;
+    while (i < x.size() && i < y.size() && x[i] == y[i]) ++i;
+    auto rest_equal = [&](size_t dx, size_t dy) {
+      return std::string_view(x).substr(std::min(x.size(), i + dx)) ==
+             std::string_view(y).substr(std::min(y.size(), i + dy));
+    };
+    if (x.size() == y.size()) {
+      bool swapped = i + 1 < x.size() && x[i] == y[i + 1] && x[i + 1] == y[i] && rest_equal(2, 2);
+      return swapped || rest_equal(1, 1);
+    }
+    return x.size() < y.size() ? rest_equal(0, 1) : rest_equal(1, 0);
   }
 
   // Finds a counterpart of a one-sided word among the other side's words.
-  // Returns the refusal, or nullopt when it is covered.
+  // Returns a refusal that no other rule may lift (an antonym, another
+  // question word, a unit); otherwise sets *covered, and an uncovered word is
+  // left to Resolve.
+  // *by_one_sided says a counterpart was found among the other side's
+  // one-sided words (a replacement), not only among the words both share.
   std::optional<GuardVerdict> Cover(const Word& w, const EnSide& other,
-                                    const std::vector<const Word*>& other_only) const {
+                                    const std::vector<const Word*>& other_only, bool* covered,
+                                    bool* by_one_sided) const {
+    *covered = false;
+    *by_one_sided = false;
     std::string against = other_only.empty() ? "-" : other_only.front()->text;
     if (In(kQuestionWords, w.text)) {
       // "where do I request X" may be "how do I request X"; asking where
@@ -671,48 +719,182 @@ class LexicalGuardImpl final : public LexicalGuard {
       for (const Word& u : other.words) {
         if (In(kQuestionWords, u.text)) return Refuse("content_word", w.text + " vs " + u.text);
       }
+      *covered = *by_one_sided = true;
       return std::nullopt;
     }
-    if (w.lemmas.empty()) return Refuse("content_word", "unknown word " + w.text);
-    bool request =
-        RequestVerb(w.text) || std::any_of(w.lemmas.begin(), w.lemmas.end(),
-                                           [](const std::string& l) { return RequestVerb(l); });
-    bool covered = false;
+    if (w.lemmas.empty()) return std::nullopt;
+    // A verb of asking says no more than the light verbs ("get", "take")
+    // that are stop words: "apply for paid leave" is "get paid leave".
+    bool request = IsRequestVerb(w);
+    *covered = *by_one_sided = request;
     for (const Word& u : other.words) {
       // Only an opposite that replaces a word counts ("safe" vs "unsafe"),
       // not one next to it.
       bool one_sided = std::find(other_only.begin(), other_only.end(), &u) != other_only.end();
-      if (request && (RequestVerb(u.text) ||
-                      std::any_of(u.lemmas.begin(), u.lemmas.end(),
-                                  [](const std::string& l) { return RequestVerb(l); }))) {
-        covered = true;
-      }
-      if (one_sided) {
-        for (const std::string& la : w.lemmas) {
-          for (const std::string& lb : u.lemmas) {
-            if (wn_->IsAntonym(la, lb)) return Refuse("negation", w.text + " vs " + u.text);
-          }
-        }
-      }
+      if (one_sided && Antonyms(w, u)) return Refuse("negation", w.text + " vs " + u.text);
+      bool found = false;
       switch (wn_->RelateSenses(w.senses, u.senses)) {
         case WnRelation::kAntonym:
           if (one_sided) return Refuse("negation", w.text + " vs " + u.text);
           break;
         case WnRelation::kSynonym:
-          covered = true;
+          found = true;
           break;
         case WnRelation::kRelated:
           // Units stay strict: "5 seconds" is not "5 minutes".
-          covered |= !w.unit && !u.unit;
+          found = !w.unit && !u.unit;
           break;
         case WnRelation::kNone:
           break;
       }
+      *covered |= found;
+      *by_one_sided |= found && one_sided;
     }
-    if (covered) return std::nullopt;
-    if (w.unit) return Refuse("number", "unit " + w.text + " vs " + against);
-    if (covered) return std::nullopt;
-    return Refuse("content_word", w.text + " vs " + against);
+    if (!*covered && w.unit) return Refuse("number", "unit " + w.text + " vs " + against);
+    return std::nullopt;
+  }
+
+  static bool IsRequestVerb(const Word& w) {
+    return RequestVerb(w.text) || std::any_of(w.lemmas.begin(), w.lemmas.end(),
+                                              [](const std::string& l) { return RequestVerb(l); });
+  }
+
+  bool Antonyms(const Word& w, const Word& u) const {
+    for (const std::string& la : w.lemmas) {
+      for (const std::string& lb : u.lemmas) {
+        if (wn_->IsAntonym(la, lb)) return true;
+      }
+    }
+    return false;
+  }
+
+  // An inserted word that may be tolerated: known, no name or unit, and a
+  // thing or a quality rather than an action (more noun and adjective senses
+  // than verb senses; verbs of asking are covered before). Words with adverb
+  // senses never are: particles and adverbs ("off", "out", "back", "today",
+  // "late") are often the one word that differs from a stop word on the
+  // other side ("turn on" / "turn off", "check-in" / "check-out").
+  bool Insertable(const Word& w) const {
+    if (w.lemmas.empty() || w.entity || w.unit || In(kQuestionWords, w.text)) return false;
+    size_t verb = 0, thing = 0;
+    for (const std::string& l : w.lemmas) {
+      if (!wn_->Senses(l, WnPos::kAdv).empty()) return false;
+      verb += wn_->Senses(l, WnPos::kVerb).size();
+      thing += wn_->Senses(l, WnPos::kNoun).size() + wn_->Senses(l, WnPos::kAdj).size();
+    }
+    return thing > verb;
+  }
+
+  // Single-word vectors of `words` from the word embedder (cached); nullopt
+  // when it fails.
+  std::optional<std::vector<std::vector<float>>> WordVectors(
+      const std::vector<std::string>& words) const {
+    std::vector<std::vector<float>> out(words.size());
+    std::vector<std::string> missing;
+    std::vector<size_t> missing_at;
+    {
+      std::lock_guard<std::mutex> l(vectors_mu_);
+      for (size_t i = 0; i < words.size(); ++i) {
+        auto it = vectors_.find(words[i]);
+        if (it != vectors_.end()) {
+          out[i] = it->second;
+        } else {
+          missing.push_back(words[i]);
+          missing_at.push_back(i);
+        }
+      }
+    }
+    if (missing.empty()) return out;
+    std::vector<std::string> texts = missing;
+    for (std::string& t : texts) std::replace(t.begin(), t.end(), '_', ' ');
+    auto r = word_embedder_->Embed(texts);
+    if (!r || r->size() != texts.size()) return std::nullopt;
+    std::lock_guard<std::mutex> l(vectors_mu_);
+    for (size_t k = 0; k < missing.size(); ++k) {
+      out[missing_at[k]] = (*r)[k];
+      if (vectors_.size() < kMaxCachedWords) vectors_.emplace(missing[k], (*r)[k]);
+    }
+    return out;
+  }
+
+  static double Cosine(const std::vector<float>& x, const std::vector<float>& y) {
+    if (x.size() != y.size() || x.empty()) return -1;
+    double dot = 0, nx = 0, ny = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      dot += double(x[i]) * y[i];
+      nx += double(x[i]) * x[i];
+      ny += double(y[i]) * y[i];
+    }
+    return nx > 0 && ny > 0 ? dot / std::sqrt(nx * ny) : -1;
+  }
+
+  // The words WordNet left uncovered on each side. A word replaced by another
+  // ("paid" / "sick" in the same question) is refused unless the word
+  // embedder aligns the two; what is left on one side only, with nothing
+  // left on the other, is an insertion and may pass (max_inserted_words).
+  // `shared_only_a/b`: one-sided words covered only by a word both sides
+  // share ("keep" by "last" in "undo the last commit, keep changes"): they
+  // may hide a replacement, so that side's opposite gets no insertions.
+  GuardVerdict Resolve(std::vector<const Word*> open_a, std::vector<const Word*> open_b,
+                       bool shared_only_a, bool shared_only_b) const {
+    if (open_a.empty() && open_b.empty()) return Pass();
+    bool loose = false;
+    std::string loose_detail;  // says what a loose pass rests on
+    auto alignable = [](const Word* w) { return !w->lemmas.empty() && !w->entity && !w->unit; };
+    if (word_embedder_ && min_word_similarity_ > 0 && !open_a.empty() && !open_b.empty()) {
+      std::vector<std::string> words;
+      for (const Word* w : open_a) words.push_back(w->text);
+      for (const Word* w : open_b) words.push_back(w->text);
+      if (auto vectors = WordVectors(words)) {
+        const size_t na = open_a.size();
+        std::vector<bool> aligned(words.size(), false);
+        for (size_t i = 0; i < na; ++i) {
+          for (size_t j = na; j < words.size(); ++j) {
+            const Word* x = open_a[i];
+            const Word* y = open_b[j - na];
+            if (!alignable(x) || !alignable(y)) continue;
+            if (Cosine((*vectors)[i], (*vectors)[j]) >= min_word_similarity_) {
+              if (!aligned[i]) loose_detail += " " + x->text + "~" + y->text;
+              aligned[i] = aligned[j] = true;
+            }
+          }
+        }
+        std::vector<const Word*> rest_a, rest_b;
+        for (size_t i = 0; i < words.size(); ++i) {
+          if (aligned[i]) {
+            loose = true;
+          } else {
+            (i < na ? rest_a : rest_b).push_back(i < na ? open_a[i] : open_b[i - na]);
+          }
+        }
+        open_a = std::move(rest_a);
+        open_b = std::move(rest_b);
+      }
+    }
+    auto refuse = [&] {
+      std::string x = open_a.empty() ? "-" : open_a.front()->text;
+      std::string y = open_b.empty() ? "-" : open_b.front()->text;
+      if (open_a.empty() || open_b.empty()) {
+        const Word* w = open_a.empty() ? open_b.front() : open_a.front();
+        if (w->lemmas.empty()) return Refuse("content_word", "unknown word " + w->text);
+      }
+      return Refuse("content_word", x + " vs " + y);
+    };
+    if (!open_a.empty() && !open_b.empty()) return refuse();
+    const std::vector<const Word*>& inserted = open_a.empty() ? open_b : open_a;
+    if (open_a.empty() ? shared_only_a : shared_only_b) return refuse();
+    if (inserted.size() > max_inserted_) return refuse();
+    for (const Word* w : inserted) {
+      if (!Insertable(*w)) return refuse();
+    }
+    for (const Word* w : inserted) loose_detail += " +" + w->text;
+    loose |= !inserted.empty();
+    GuardVerdict v = Pass();
+    if (loose) {
+      v.threshold_raise = loose_raise_;
+      v.detail = "loose:" + loose_detail;
+    }
+    return v;
   }
 
   GuardVerdict CheckEnglish(std::string_view query, std::string_view candidate) const {
@@ -777,13 +959,21 @@ class LexicalGuardImpl final : public LexicalGuard {
       };
       if (auto v = CompareSwaps(a_pos, b_pos, names, same_kind)) return *v;
     }
+    std::vector<const Word*> open_a, open_b;
+    bool shared_only_a = false, shared_only_b = false;
     for (const Word* w : a_only) {
-      if (auto v = Cover(*w, b, b_only)) return *v;
+      bool covered = false, by_one_sided = false;
+      if (auto v = Cover(*w, b, b_only, &covered, &by_one_sided)) return *v;
+      if (!covered) open_a.push_back(w);
+      shared_only_a |= covered && !by_one_sided;
     }
     for (const Word* w : b_only) {
-      if (auto v = Cover(*w, a, a_only)) return *v;
+      bool covered = false, by_one_sided = false;
+      if (auto v = Cover(*w, a, a_only, &covered, &by_one_sided)) return *v;
+      if (!covered) open_b.push_back(w);
+      shared_only_b |= covered && !by_one_sided;
     }
-    return Pass();
+    return Resolve(std::move(open_a), std::move(open_b), shared_only_a, shared_only_b);
   }
 
   struct JaSide {
@@ -932,6 +1122,15 @@ class LexicalGuardImpl final : public LexicalGuard {
   std::unique_ptr<WordNet> wn_;
   std::unique_ptr<JapaneseText> ja_;
   size_t max_bytes_;
+  size_t max_inserted_;
+  std::shared_ptr<Embedder> word_embedder_;
+  double min_word_similarity_;
+  double loose_raise_;
+  // Single-word vectors, kept: the vocabulary of questions is small. Never
+  // erased, so the map stays bounded by kMaxCachedWords.
+  static constexpr size_t kMaxCachedWords = 50000;
+  mutable std::mutex vectors_mu_;
+  mutable std::unordered_map<std::string, std::vector<float>> vectors_;
 };
 
 }  // namespace
@@ -950,8 +1149,8 @@ Result<std::unique_ptr<LexicalGuard>> NewLexicalGuard(const LexicalGuardOptions&
   if (!wn) return Err(wn.error());
   auto ja = semantic::JapaneseText::Load(options.mecab_dicdir, synonyms);
   if (!ja) return Err(ja.error());
-  return std::unique_ptr<LexicalGuard>(std::make_unique<semantic::LexicalGuardImpl>(
-      std::move(*wn), std::move(*ja), options.max_query_bytes));
+  return std::unique_ptr<LexicalGuard>(
+      std::make_unique<semantic::LexicalGuardImpl>(std::move(*wn), std::move(*ja), options));
 }
 
 }  // namespace llmcache

@@ -2,8 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "llmcache/lexical_guard.h"
@@ -189,7 +192,8 @@ TEST_F(LexicalGuardTest, BadInputIsRefusedWithoutCrashing) {
   std::string long_text;
   while (long_text.size() < 2000) long_text += "paid leave ";
   EXPECT_EQ(Verdict(long_text, long_text + " please"), "pass");
-  EXPECT_EQ(Verdict(long_text, long_text + " sick"), "content_word");
+  // (A deciding verb: one inserted generic word, like "sick", passes now.)
+  EXPECT_EQ(Verdict(long_text, long_text + " cancel"), "content_word");
 }
 
 TEST_F(LexicalGuardTest, RefusalsExplainThemselves) {
@@ -277,6 +281,210 @@ TEST(ScriptTest, DetectsLanguageAndBadBytes) {
   EXPECT_EQ(DetectScript("\xe3\x81"), Script::kInvalid);          // truncated
   EXPECT_EQ(DetectScript("\xed\xa0\x80"), Script::kInvalid);      // surrogate
   EXPECT_EQ(DetectScript("\xf4\x90\x80\x80"), Script::kInvalid);  // past U+10FFFF
+}
+
+// --- The looser English rules: inserted words, light verbs, word alignment --
+
+// Word vectors for the alignment tests: words in one group share a vector,
+// every other word gets its own (orthogonal) one. Counts its calls; fails
+// while `fail` is set.
+class FakeWordEmbedder final : public Embedder {
+ public:
+  explicit FakeWordEmbedder(std::vector<std::vector<std::string>> groups)
+      : groups_(std::move(groups)) {}
+  size_t dimension() const override { return kDim; }
+  std::string_view id() const override { return "fake-words"; }
+  Result<std::vector<std::vector<float>>> Embed(std::span<const std::string> texts) override {
+    ++calls;
+    if (fail) return Err(Status::Unavailable("down"));
+    std::vector<std::vector<float>> out;
+    for (const std::string& t : texts) {
+      std::vector<float> v(kDim, 0.0f);
+      v[SlotOf(t) % kDim] = 1.0f;
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+  std::atomic<int> calls{0};
+  std::atomic<bool> fail{false};
+
+ private:
+  static constexpr size_t kDim = 256;
+  size_t SlotOf(const std::string& word) {
+    std::lock_guard<std::mutex> l(mu_);
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      for (const std::string& w : groups_[g]) {
+        if (w == word) return g;
+      }
+    }
+    auto [it, fresh] = others_.emplace(word, groups_.size() + others_.size());
+    return it->second;
+  }
+  std::vector<std::vector<std::string>> groups_;
+  std::mutex mu_;
+  std::map<std::string, size_t> others_;
+};
+
+// Three guards, loaded once (loading WordNet is the slow part): strict (no
+// insertion, no word embedder), loose (one inserted word, the default),
+// aligned (a fake word embedder, no insertion).
+class LexicalGuardLooseRules : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    LexicalGuardOptions o;
+    o.max_inserted_words = 0;
+    strict_ = Load(o).release();
+    o.max_inserted_words = 1;
+    o.loose_threshold_raise = 0.05;
+    loose_ = Load(o).release();
+    words_ = new std::shared_ptr<FakeWordEmbedder>(std::make_shared<FakeWordEmbedder>(
+        std::vector<std::vector<std::string>>{{"freeze", "lock"},
+                                              {"safe", "unsafe"},
+                                              {"tokyo", "osaka"},
+                                              {"kubectlzz", "kubectlyy"},
+                                              {"kangaroo", "wombat"}}));
+    o = {};
+    o.max_inserted_words = 0;
+    o.word_embedder = *words_;
+    o.min_word_similarity = 0.9;
+    o.loose_threshold_raise = 0.02;
+    aligned_ = Load(o).release();
+  }
+  static void TearDownTestSuite() {
+    for (LexicalGuard** g : {&strict_, &loose_, &aligned_}) {
+      delete *g;
+      *g = nullptr;
+    }
+    delete words_;
+    words_ = nullptr;
+  }
+  static std::unique_ptr<LexicalGuard> Load(const LexicalGuardOptions& options) {
+    auto guard = NewLexicalGuard(options);
+    EXPECT_TRUE(guard.has_value()) << guard.error().ToString();
+    return guard ? std::move(*guard) : nullptr;
+  }
+  void SetUp() override { ASSERT_TRUE(strict_ && loose_ && aligned_); }
+
+  // The verdict both ways round; the guard must be symmetric.
+  static std::string VerdictOf(const LexicalGuard* g, std::string_view q, std::string_view c) {
+    GuardVerdict a = g->Check(q, c), b = g->Check(c, q);
+    std::string va = a.pass ? "pass" : a.reason, vb = b.pass ? "pass" : b.reason;
+    EXPECT_EQ(va, vb) << q << " | " << c << " : " << a.detail << " / " << b.detail;
+    return va;
+  }
+
+  static LexicalGuard* strict_;
+  static LexicalGuard* loose_;
+  static LexicalGuard* aligned_;
+  static std::shared_ptr<FakeWordEmbedder>* words_;
+};
+LexicalGuard* LexicalGuardLooseRules::strict_ = nullptr;
+LexicalGuard* LexicalGuardLooseRules::loose_ = nullptr;
+LexicalGuard* LexicalGuardLooseRules::aligned_ = nullptr;
+std::shared_ptr<FakeWordEmbedder>* LexicalGuardLooseRules::words_ = nullptr;
+
+TEST_F(LexicalGuardLooseRules, LightVerbsAndVerbsOfAskingAreScaffolding) {
+  EXPECT_EQ(VerdictOf(strict_, "How do I get a refund?", "refund please"), "pass");
+  EXPECT_EQ(VerdictOf(strict_, "How long does it take from Tokyo to Osaka?",
+                      "How long from Tokyo to Osaka?"),
+            "pass");
+  EXPECT_EQ(VerdictOf(strict_, "How do I apply for paid leave?", "paid leave"), "pass");
+  // A verb that decides the answer is neither.
+  EXPECT_EQ(VerdictOf(strict_, "How do I make a reservation?", "How do I cancel a reservation?"),
+            "content_word");
+  EXPECT_EQ(VerdictOf(loose_, "How do I make a reservation?", "How do I cancel a reservation?"),
+            "content_word");
+}
+
+TEST_F(LexicalGuardLooseRules, OneTypoInAnUnknownWord) {
+  EXPECT_EQ(VerdictOf(strict_, "How do I reset my password?", "reset my pasword"), "pass");
+  EXPECT_EQ(VerdictOf(strict_, "How do I reset my password?", "reset my passwrod"), "pass");
+  EXPECT_EQ(VerdictOf(strict_, "How do I reset my password?", "reset my passsword"), "pass");
+  // Two edits, or two real words one edit apart, are different words.
+  EXPECT_EQ(VerdictOf(strict_, "How do I reset my password?", "reset my pasward"), "content_word");
+  EXPECT_EQ(VerdictOf(strict_, "Is the printer enable?", "Is the printer unable?"), "content_word");
+  // Short words are too easy to confuse.
+  EXPECT_EQ(VerdictOf(strict_, "How do I book a car?", "How do I book a cra?"), "content_word");
+}
+
+TEST_F(LexicalGuardLooseRules, OneGenericInsertedWordPasses) {
+  GuardVerdict v =
+      loose_->Check("How do I reset my password?", "How do I reset my account password?");
+  EXPECT_TRUE(v.pass) << v.detail;
+  EXPECT_DOUBLE_EQ(v.threshold_raise, 0.05);
+  EXPECT_NE(v.detail.find("+account"), std::string::npos) << v.detail;
+  // Without the rule it is refused.
+  EXPECT_EQ(
+      VerdictOf(strict_, "How do I reset my password?", "How do I reset my account password?"),
+      "content_word");
+  // A strict pass asks for no more similarity.
+  v = loose_->Check("How do I apply for paid leave?", "how do I request paid leave");
+  EXPECT_TRUE(v.pass);
+  EXPECT_DOUBLE_EQ(v.threshold_raise, 0.0);
+
+  // Replacements stay refused: "paid" and "sick" fill the same slot.
+  EXPECT_EQ(VerdictOf(loose_, "How do I apply for paid leave?", "How do I apply for sick leave?"),
+            "content_word");
+  // An inserted action changes the question.
+  EXPECT_EQ(VerdictOf(loose_, "temporarily block my card", "remove the temporary block on my card"),
+            "content_word");
+  // Words WordNet does not know, names and numbers are never generic.
+  EXPECT_EQ(VerdictOf(loose_, "How do I reset my password?", "How do I reset my gmail password?"),
+            "content_word");
+  EXPECT_EQ(VerdictOf(loose_, "best hotels", "best hotels in Osaka"), "entity");
+  EXPECT_EQ(VerdictOf(loose_, "How do I install Python?", "How do I install Python 3.12?"),
+            "number");
+  // Particles and adverbs are never generic: their counterpart may be a
+  // stop word ("on", "in").
+  EXPECT_EQ(VerdictOf(loose_, "How do I turn on the heater?", "How do I turn off the heater?"),
+            "content_word");
+  EXPECT_EQ(VerdictOf(loose_, "What time is check-in at the hotel?", "hotel check-out time"),
+            "content_word");
+  // Bounded: two inserted words are more than one.
+  EXPECT_EQ(
+      VerdictOf(loose_, "How do I reset my password?", "How do I reset my old account password?"),
+      "content_word");
+  // Negation and question words keep their own rules.
+  EXPECT_EQ(VerdictOf(loose_, "Can I park here?", "Can't I park here?"), "negation");
+  EXPECT_EQ(VerdictOf(loose_, "Where do I request paid leave?", "When do I request paid leave?"),
+            "content_word");
+  // Japanese is not affected.
+  EXPECT_EQ(VerdictOf(loose_, "有給休暇の申請方法", "病気休暇の申請方法"), "content_word");
+}
+
+TEST_F(LexicalGuardLooseRules, WordAlignmentByEmbedding) {
+  GuardVerdict v = aligned_->Check("How do I freeze my credit card?", "lock my credit card");
+  EXPECT_TRUE(v.pass) << v.reason << " " << v.detail;
+  EXPECT_DOUBLE_EQ(v.threshold_raise, 0.02);
+  EXPECT_NE(v.detail.find("freeze~lock"), std::string::npos) << v.detail;
+  EXPECT_EQ(VerdictOf(strict_, "How do I freeze my credit card?", "lock my credit card"),
+            "content_word");
+  // Words the embedder puts apart stay apart.
+  EXPECT_EQ(
+      VerdictOf(aligned_, "How do I freeze my credit card?", "How do I cancel my credit card?"),
+      "content_word");
+  // WordNet antonyms, names and unknown words are never aligned, whatever
+  // the vectors say.
+  EXPECT_EQ(VerdictOf(aligned_, "Is the water safe to drink?", "Is the water unsafe to drink?"),
+            "negation");
+  EXPECT_EQ(VerdictOf(aligned_, "Best hotels in Tokyo", "Best hotels in Osaka"), "entity");
+  EXPECT_EQ(VerdictOf(aligned_, "How to install kubectlzz", "How to install kubectlyy"),
+            "content_word");
+  // Vectors are kept: the same words cost no second call.
+  int calls = (*words_)->calls.load();
+  EXPECT_TRUE(aligned_->Check("How do I freeze my credit card?", "lock my credit card").pass);
+  EXPECT_EQ((*words_)->calls.load(), calls);
+}
+
+// An embedder that fails: no alignment, so a refusal, never a crash or a
+// pass; and the failure is not remembered.
+TEST_F(LexicalGuardLooseRules, FailingWordEmbedderRefuses) {
+  (*words_)->fail = true;
+  EXPECT_EQ(VerdictOf(aligned_, "Where can I see a kangaroo?", "Where can I see a wombat?"),
+            "content_word");
+  (*words_)->fail = false;
+  EXPECT_EQ(VerdictOf(aligned_, "Where can I see a kangaroo?", "Where can I see a wombat?"),
+            "pass");
 }
 
 }  // namespace

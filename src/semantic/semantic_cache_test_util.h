@@ -201,10 +201,12 @@ class FlatTestIndex final : public VectorIndex {
 class ScriptedGuard final : public LexicalGuard {
  public:
   std::function<std::string(std::string_view, std::string_view)> refuse;
+  double threshold_raise = 0;  // on every pass: a loose guard
   GuardVerdict Check(std::string_view q, std::string_view c) const override {
     GuardVerdict v;
     v.reason = refuse ? refuse(q, c) : "";
     v.pass = v.reason.empty();
+    if (v.pass) v.threshold_raise = threshold_raise;
     return v;
   }
 };
