@@ -50,12 +50,30 @@ class value;
 
 namespace llmcache {
 
+// The namespace as configured. To keep tenants apart the gateway appends "@"
+// and 32 hex digits of the client's credential to the namespace; entries stay
+// isolated by that full name, while settings (on/off, thresholds, TTL
+// presets, verifier) belong to the configured name.
+std::string_view ConfiguredNamespace(std::string_view ns);
+
 // Asks something cheaper than generating the answer (an LLM's yes/no) whether
 // two questions ask for the same answer. Thread-safe. An error counts as "no".
 class PairVerifier {
  public:
   virtual ~PairVerifier() = default;
   virtual Result<bool> SameAnswer(std::string_view query, std::string_view cached) = 0;
+  // The question asked for a namespace (SemanticQuery::ns, which may carry
+  // a tenant suffix "@<hash>"); verifiers configured per namespace override
+  // it.
+  virtual Result<bool> SameAnswerIn(std::string_view /*ns*/, std::string_view query,
+                                    std::string_view cached) {
+    return SameAnswer(query, cached);
+  }
+  // Who answers for the namespace (e.g. model and endpoint): it joins the key
+  // under which answers are remembered, so two models' answers never mix.
+  // Empty: the namespace is not verified (no grey band, no learned
+  // thresholds).
+  virtual std::string AnswererFor(std::string_view /*ns*/) const { return "default"; }
 };
 
 // Thresholds of one namespace (cosine similarity).
@@ -202,11 +220,29 @@ struct SemanticCacheStats {
   uint64_t invalidations = 0;  // entries removed by InvalidateDoc
   uint64_t verifier_calls = 0;
   uint64_t verifier_cache_hits = 0;
+  // Of verifier_calls: the answers, and the seconds spent waiting for them.
+  uint64_t verifier_yes = 0;
+  uint64_t verifier_no = 0;
+  uint64_t verifier_errors = 0;
+  double verifier_seconds = 0;
   std::map<std::string, uint64_t> refusals;  // by SemanticLookup::reason
   // Similarity of hits: counts per bucket [0.5 + 0.05 i, 0.5 + 0.05 (i+1)),
   // bucket 0 also takes anything below 0.5, the last one 1.0.
   std::vector<uint64_t> hit_similarity_buckets = std::vector<uint64_t>(10, 0);
   double hit_similarity_sum = 0;
+
+  // Across gateway replicas (a cache replicated through a shared log, e.g.
+  // a Redis stream; all zero otherwise): changes this replica appended and
+  // remote changes it applied, changes lost while the log was unreachable
+  // (queue full), gaps (the log was trimmed past this replica or lost),
+  // failed log calls, and whether the log is unreachable right now.
+  bool replicated = false;
+  uint64_t replication_appended = 0;
+  uint64_t replication_applied = 0;
+  uint64_t replication_dropped = 0;
+  uint64_t replication_gaps = 0;
+  uint64_t replication_errors = 0;
+  bool replication_degraded = false;
 };
 
 struct SemanticMaintainResult {
@@ -257,6 +293,15 @@ class SemanticCache {
   // Writes the index snapshot so the next start need not rebuild it. The
   // destructor does not; entries are durable without it.
   virtual Status Checkpoint() = 0;
+
+  // Receives the exact keys that a change made elsewhere (another replica's
+  // document invalidation) removed from this cache, so that the caller drops
+  // them from tiers only it holds (the gateway's memory tier). Called on a
+  // background thread; after SetRemoteRemovalListener(nullptr) returns it is
+  // never called again. A cache that changes only through its own calls
+  // never calls it.
+  using RemoteRemovalListener = std::function<void(const std::vector<std::string>& exact_keys)>;
+  virtual void SetRemoteRemovalListener(RemoteRemovalListener listener) { (void)listener; }
 };
 
 // Opens (or creates) the cache under options.data_dir, reloading the index

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <boost/json.hpp>
 #include <cmath>
 #include <deque>
@@ -21,6 +22,16 @@
 #include "semantic/semantic_entry.h"
 
 namespace llmcache {
+
+std::string_view ConfiguredNamespace(std::string_view ns) {
+  const size_t at = ns.rfind('@');
+  if (at == std::string_view::npos || ns.size() - at != 33) return ns;
+  const bool hex = std::all_of(ns.begin() + at + 1, ns.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
+  return hex ? ns.substr(0, at) : ns;
+}
+
 namespace semantic {
 
 bool HaveDefaultVectorIndex() {
@@ -45,15 +56,37 @@ std::string EntryDbKey(uint64_t id) {
   return k;
 }
 
-// Remembers verifier answers by unordered question pair (SHA-256 of both, so
-// a crafted pair cannot borrow another pair's "yes"), oldest forgotten first.
+// Remembers verifier answers by answerer and unordered question pair
+// (SHA-256 of all three, so a crafted pair cannot borrow another pair's
+// "yes"), oldest forgotten first. Questions are compared with case and runs
+// of white space folded: no answer turns on those.
 class VerifierMemo {
  public:
   explicit VerifierMemo(size_t capacity) : capacity_(capacity) {}
 
-  static std::string Key(std::string_view a, std::string_view b) {
+  static std::string Folded(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    bool space = false;
+    for (char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+        space = !out.empty();
+        continue;
+      }
+      if (space) out.push_back(' ');
+      space = false;
+      out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+    }
+    return out;
+  }
+  static std::string Key(std::string_view answerer, std::string_view query,
+                         std::string_view cached) {
+    std::string a = Folded(query), b = Folded(cached);
     if (b < a) std::swap(a, b);
-    std::string buf = std::to_string(a.size()) + ":";
+    std::string buf = std::to_string(answerer.size()) + ":";
+    buf.append(answerer);
+    buf.append(std::to_string(a.size()) + ":");
     buf.append(a);
     buf.append(b);
     auto h = Sha256(buf);
@@ -115,7 +148,7 @@ class SemanticCacheImpl final : public SemanticCache {
   Status Erase(std::string_view exact_key) override;
   Result<SemanticMaintainResult> Maintain() override;
   int64_t TtlFor(std::string_view ns) const override {
-    auto it = o_.namespace_ttl_ms.find(ns);
+    auto it = o_.namespace_ttl_ms.find(ConfiguredNamespace(ns));
     return it == o_.namespace_ttl_ms.end() ? o_.default_ttl_ms : it->second;
   }
   SemanticCacheStats Stats() const override {
@@ -129,7 +162,7 @@ class SemanticCacheImpl final : public SemanticCache {
 
  private:
   const SemanticThresholds& ThresholdsFor(std::string_view ns) const {
-    auto it = o_.namespace_thresholds.find(ns);
+    auto it = o_.namespace_thresholds.find(ConfiguredNamespace(ns));
     return it == o_.namespace_thresholds.end() ? o_.thresholds : it->second;
   }
   std::string Partition(const std::string& context_key) const {
@@ -146,7 +179,8 @@ class SemanticCacheImpl final : public SemanticCache {
   }
   // Ensures q->embedding; false on an embedder failure.
   bool EnsureEmbedding(SemanticQuery* q);
-  Result<bool> Verify(const std::string& query, const std::string& cached);
+  Result<bool> Verify(const std::string& answerer, const std::string& ns,
+                      const std::string& query, const std::string& cached);
   SemanticLookup Refuse(SemanticLookup r, std::string reason);
 
   // REQUIRES: mu_ held. Each writes the database before changing memory.
@@ -378,8 +412,9 @@ bool SemanticCacheImpl::EnsureEmbedding(SemanticQuery* q) {
   return true;
 }
 
-Result<bool> SemanticCacheImpl::Verify(const std::string& query, const std::string& cached) {
-  std::string key = VerifierMemo::Key(query, cached);
+Result<bool> SemanticCacheImpl::Verify(const std::string& answerer, const std::string& ns,
+                                       const std::string& query, const std::string& cached) {
+  std::string key = VerifierMemo::Key(answerer, query, cached);
   if (auto known = memo_.Get(key)) {
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.verifier_cache_hits;
@@ -389,8 +424,13 @@ Result<bool> SemanticCacheImpl::Verify(const std::string& query, const std::stri
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.verifier_calls;
   }
-  auto r = o_.verifier->SameAnswer(query, cached);
+  const auto started = std::chrono::steady_clock::now();
+  auto r = o_.verifier->SameAnswerIn(ns, query, cached);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
   if (r) memo_.Put(key, *r);
+  std::lock_guard<std::mutex> l(mu_);
+  ++(!r ? stats_.verifier_errors : *r ? stats_.verifier_yes : stats_.verifier_no);
+  stats_.verifier_seconds += took.count();
   return r;
 }
 
@@ -407,7 +447,10 @@ SemanticLookup SemanticCacheImpl::Lookup(SemanticQuery* q, const SemanticLookupO
   if (!q->eligible) return Refuse(std::move(out), q->reason.empty() ? "invalid" : q->reason);
   if (!EnsureEmbedding(q)) return Refuse(std::move(out), "embedder_error");
 
-  const bool verifier = o_.verifier && ov.use_verifier;
+  // The verifier's answerer for this namespace; empty: not verified here.
+  const std::string answerer =
+      o_.verifier && ov.use_verifier ? o_.verifier->AnswererFor(q->ns) : std::string();
+  const bool verifier = !answerer.empty();
   const double uf = q->embedding->unknown_fraction;
   const bool unrepresentable = uf > o_.max_unknown_fraction;
   if (unrepresentable && !(verifier && o_.verify_unrepresentable)) {
@@ -465,9 +508,16 @@ SemanticLookup SemanticCacheImpl::Lookup(SemanticQuery* q, const SemanticLookupO
         out.refused.emplace_back(c.id, "guard_" + (v.reason.empty() ? "unknown" : v.reason));
         continue;
       }
+      // A loose pass needs more support from the embedding; in the grey
+      // band the verifier decides anyway.
+      if (action == CandidateAction::kAccept && v.threshold_raise > 0 &&
+          c.similarity < in.entry_threshold + v.threshold_raise) {
+        out.refused.emplace_back(c.id, "guard_loose");
+        continue;
+      }
     }
     if (action == CandidateAction::kVerify) {
-      auto same = Verify(q->text, c.text);
+      auto same = Verify(answerer, q->ns, q->text, c.text);
       if (!same) {
         out.refused.emplace_back(c.id, "verifier_error");
         continue;

@@ -124,6 +124,26 @@ TEST_F(SemanticCacheTest, ThresholdsAndShortQueries) {
   EXPECT_EQ(c->Stats().refusals.at("below_threshold"), 3u);
 }
 
+// Per-tenant namespaces ("name@" + 32 hex digits of the credential) keep
+// their entries apart but take the settings of the configured name.
+TEST_F(SemanticCacheTest, TenantNamespacesUseTheirConfiguredSettings) {
+  const std::string tenant = "strict@" + std::string(32, 'a');
+  const std::string other_tenant = "strict@" + std::string(32, 'b');
+  options_.namespace_thresholds["strict"] = {false, 0.85, 0.90};  // semantic off
+  options_.namespace_thresholds["loose"] = {true, 0.75, 0.85};
+  auto c = Open();
+  Put(*c, "cached question one", "key1", {}, tenant);
+  EXPECT_FALSE(Get(*c, "close paraphrase here", tenant).hit);
+  const std::string loose = "loose@" + std::string(32, 'c');
+  Put(*c, "cached question one", "key2", {}, loose);
+  EXPECT_TRUE(Get(*c, "short one", loose).hit);  // 0.88 passes loose's 0.85
+  EXPECT_FALSE(Get(*c, "short one", "loose@" + std::string(32, 'd')).hit);  // another tenant
+  EXPECT_EQ(ConfiguredNamespace(tenant), "strict");
+  EXPECT_EQ(ConfiguredNamespace(other_tenant), "strict");
+  EXPECT_EQ(ConfiguredNamespace("strict@short"), "strict@short");
+  EXPECT_EQ(ConfiguredNamespace("plain"), "plain");
+}
+
 TEST_F(SemanticCacheTest, GuardRefusalIsHonoured) {
   auto guard = std::make_shared<ScriptedGuard>();
   guard->refuse = [](std::string_view q, std::string_view c) -> std::string {
@@ -141,6 +161,21 @@ TEST_F(SemanticCacheTest, GuardRefusalIsHonoured) {
   no_guard.use_guard = false;
   SemanticQuery q = Q(*c, "close paraphrase here");
   EXPECT_TRUE(c->Lookup(&q, no_guard).hit);
+}
+
+// A loose guard pass (an inserted word, an embedding-matched word) must clear
+// the threshold plus the guard's raise.
+TEST_F(SemanticCacheTest, LooseGuardPassNeedsMoreSimilarity) {
+  auto guard = std::make_shared<ScriptedGuard>();
+  guard->threshold_raise = 0.05;  // 0.95 >= 0.85 + 0.05
+  options_.guard = guard;
+  auto c = Open();
+  Put(*c, "cached question one", "key1");
+  EXPECT_TRUE(Get(*c, "close paraphrase here").hit);
+  guard->threshold_raise = 0.12;  // 0.95 < 0.85 + 0.12
+  SemanticLookup r = Get(*c, "close paraphrase here");
+  EXPECT_FALSE(r.hit);
+  EXPECT_EQ(r.reason, "guard_loose");
 }
 
 TEST_F(SemanticCacheTest, GuardTriesTheNextCandidate) {
