@@ -11,7 +11,8 @@
 # 2. Redis cost per cache hit and per miss: INFO commandstats and INFO stats
 #    deltas (commands, calls, µs inside Redis, network bytes) and the
 #    redis-server process's CPU time, divided by the hits / misses the gateway
-#    counted over the same interval.
+#    counted over the same interval. A miss includes the cross-replica flight
+#    (lock, second lookup, release; docs/redis.md).
 #
 # Environment (defaults in brackets):
 #   THREADS [2]        gateway --threads
@@ -185,11 +186,13 @@ f0() { awk -v x="$1" 'BEGIN{printf "%.0f", x}'; }
 f1() { awk -v x="$1" 'BEGIN{printf "%.1f", x}'; }
 f3() { awk -v x="$1" 'BEGIN{printf "%.3f", x}'; }
 cost() { awk -v k="$2" '$1==k{print $2}' "$BENCH_TMP/cost.$1"; }
-# The commands RedisStore's Lua scripts call (src/store/redis_*.cc). Redis
-# counts a script's inner calls in commandstats too, and the script's own
-# usec includes theirs: top-level requests are the scripts plus every other
-# command.
-SCRIPT_INNER='^(decrby|del|get|hdel|hget|hincrby|hlen|hmget|hset|hstrlen|incrby|pexpire|pttl|set|type|zadd|zrem)$'
+# The commands RedisStore's and RedisFlight's Lua scripts call
+# (src/store/redis_*.cc). Redis counts a script's inner calls in
+# commandstats too, and the script's own usec includes theirs: top-level
+# requests are the scripts plus every other command. SET is left out: a
+# miss's flight lock is a top-level SET NX, and the one script that calls SET
+# (resetting a drifted byte count on erase) does so rarely.
+SCRIPT_INNER='^(decrby|del|get|hdel|hget|hincrby|hlen|hmget|hset|hstrlen|incrby|pexpire|pttl|type|zadd|zrem)$'
 # sum_cmds KIND top|all COLUMN -> sum of per-request calls (2) or usec (3)
 sum_cmds() {
   awk -v inner="$SCRIPT_INNER" -v which="$2" -v c="$3" '/^cmd:/{

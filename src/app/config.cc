@@ -77,6 +77,56 @@ Status ApplyModel(const YAML::Node& n, gateway::ModelPolicy& p) {
   return Status::OK();
 }
 
+// `semantic_verify:` at the top level (top != null: grey_band and timeout
+// allowed) or in a namespace: false, true, or a map.
+Status ApplySemanticVerify(const YAML::Node& n, SemanticVerifyEndpoint& e, ServeConfig* top) {
+  if (n.IsScalar()) {
+    e.enabled = n.as<bool>();
+    if (top && !e.enabled) e.model.clear();
+    return Status::OK();
+  }
+  if (!n.IsMap()) return Status::InvalidArgument("semantic_verify must be a map or a boolean");
+  e.enabled = true;
+  for (const auto& kv : n) {
+    std::string k = kv.first.as<std::string>();
+    if (k == "model") e.model = kv.second.as<std::string>();
+    else if (k == "url") e.url = kv.second.as<std::string>();
+    else if (k == "api_key_env") e.api_key_env = kv.second.as<std::string>();
+    else if (top && k == "grey_band") top->semantic_verify_grey_band = kv.second.as<double>();
+    else if (top && k == "timeout") {
+      auto t = Scalar(kv.second, "timeout", ParseDurationMs);
+      if (!t) return t.error();
+      top->semantic_verify_timeout_ms = *t;
+    } else {
+      return Status::InvalidArgument("unknown semantic_verify setting: " + k +
+                                     (top ? "" : " (grey_band and timeout are global)"));
+    }
+  }
+  return Status::OK();
+}
+
+// Fills what a verify endpoint leaves out from `global`, then the upstream.
+Status ResolveVerifyEndpoint(SemanticVerifyEndpoint& e, const SemanticVerifyEndpoint& global,
+                             const ServeConfig& c, const std::string& where) {
+  if (e.model.empty()) e.model = global.model;
+  if (e.url.empty()) e.url = global.url.empty() ? c.gateway.upstream_url : global.url;
+  if (e.api_key_env.empty()) e.api_key_env = global.api_key_env;
+  if (e.model.empty()) return Status::InvalidArgument(where + "semantic_verify needs a model");
+  if (e.api_key_env.empty()) {
+    // The upstream's own key, as its requests get; none when clients bring
+    // theirs (the check has no client request to borrow one from).
+    e.api_key = c.gateway.upstream_api_key;
+    return Status::OK();
+  }
+  const char* key = std::getenv(e.api_key_env.c_str());
+  if (!key || !*key) {
+    return Status::InvalidArgument(where + "environment variable " + e.api_key_env +
+                                   " (semantic_verify api_key_env) is not set");
+  }
+  e.api_key = key;
+  return Status::OK();
+}
+
 }  // namespace
 
 Result<int64_t> ParseDurationMs(std::string_view text) {
@@ -173,6 +223,10 @@ Status LoadConfigFile(const std::string& path, ServeConfig& c) {
       else if (k == "store_key_prefix") c.store_key_prefix = v.as<std::string>();
       else if (k == "semantic") c.semantic = v.as<bool>();
       else if (k == "semantic_threshold") c.semantic_threshold = v.as<double>();
+      else if (k == "semantic_stream") c.semantic_stream = v.as<std::string>();
+      else if (k == "semantic_stream_max_len") c.semantic_stream_max_len = v.as<uint64_t>();
+      else if (k == "semantic_verify") s = ApplySemanticVerify(v, c.semantic_verify, &c);
+      else if (k == "semantic_threads") c.semantic_threads = v.as<int>();
       else if (k == "normalize_whitespace") g.default_namespace.normalize_whitespace = v.as<bool>();
       else if (k == "share_across_credentials") g.default_namespace.share_across_credentials = v.as<bool>();
       else if (k == "max_body") s = bytes(g.server.max_body_bytes);
@@ -198,12 +252,24 @@ Status LoadConfigFile(const std::string& path, ServeConfig& c) {
       else if (k == "upstream_verify_tls") g.client.verify_tls = v.as<bool>();
       else if (k == "detect_model_revisions") g.detect_model_revisions = v.as<bool>();
       else if (k == "revision_poll_interval") s = duration(g.revision_poll_ms);
+      else if (k == "redis_flight_timeout") s = duration(g.shared_flight_timeout_ms);
       else if (k == "namespaces") {
         if (!v.IsMap()) return Status::InvalidArgument("namespaces must be a map");
         for (const auto& ns : v) {
-          auto& p = g.namespaces[ns.first.as<std::string>()];
+          const std::string name = ns.first.as<std::string>();
+          auto& p = g.namespaces[name];
           p = g.default_namespace;
-          s = ApplyNamespace(ns.second, p);
+          // The verifier is the semantic cache's, not a gateway policy.
+          const YAML::Node& given = ns.second;
+          YAML::Node without_verify;
+          if (given.IsMap() && given["semantic_verify"]) {
+            s = ApplySemanticVerify(given["semantic_verify"], c.semantic_verify_namespaces[name],
+                                    nullptr);
+            if (!s.ok()) break;
+            without_verify = YAML::Clone(given);
+            without_verify.remove("semantic_verify");
+          }
+          s = ApplyNamespace(without_verify.IsNull() ? given : without_verify, p);
           if (!s.ok()) break;
         }
       } else if (k == "models") {
@@ -221,6 +287,14 @@ Status LoadConfigFile(const std::string& path, ServeConfig& c) {
     return Status::InvalidArgument("config " + path + ": " + e.what());
   }
   return Status::OK();
+}
+
+bool SemanticVerifyConfigured(const ServeConfig& c) {
+  if (!c.semantic_verify.model.empty()) return true;
+  for (const auto& [name, e] : c.semantic_verify_namespaces) {
+    if (e.enabled) return true;
+  }
+  return false;
 }
 
 RedisStoreOptions RedisStoreOptionsFor(const ServeConfig& c) {
@@ -265,6 +339,22 @@ Status FinalizeConfig(ServeConfig& c) {
                                      " (--upstream-api-key-env) is not set");
     c.gateway.upstream_api_key = key;
   }
+  if (c.semantic_verify_grey_band &&
+      !(*c.semantic_verify_grey_band >= 0 && *c.semantic_verify_grey_band < 1))
+    return Status::InvalidArgument("semantic_verify grey_band must be in [0, 1)");
+  if (c.semantic_verify_timeout_ms <= 0)
+    return Status::InvalidArgument("semantic_verify timeout must be positive");
+  if (c.semantic_threads && (*c.semantic_threads < 1 || *c.semantic_threads > 256))
+    return Status::InvalidArgument("semantic_threads must be in [1, 256]");
+  if (!c.semantic_verify.model.empty()) {
+    Status s = ResolveVerifyEndpoint(c.semantic_verify, SemanticVerifyEndpoint{}, c, "");
+    if (!s.ok()) return s;
+  }
+  for (auto& [name, e] : c.semantic_verify_namespaces) {
+    if (!e.enabled) continue;
+    Status s = ResolveVerifyEndpoint(e, c.semantic_verify, c, "namespace " + name + ": ");
+    if (!s.ok()) return s;
+  }
   if (c.store.empty()) c.store = "embedded";
   if (c.store != "embedded") {
     auto url = ParseRedisUrl(c.store);
@@ -273,6 +363,8 @@ Status FinalizeConfig(ServeConfig& c) {
                                      " (use embedded, redis://... or redis-sentinel://...)");
     }
     if (c.store_key_prefix.empty()) return Status::InvalidArgument("store_key_prefix is empty");
+    if (c.semantic_stream.empty() || c.semantic_stream_max_len == 0)
+      return Status::InvalidArgument("semantic_stream is empty or semantic_stream_max_len is 0");
   }
   return Status::OK();
 }

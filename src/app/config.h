@@ -2,6 +2,7 @@
 // then command-line flags, each overriding the one before.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -9,6 +10,16 @@
 #include "llmcache/store.h"
 
 namespace llmcache::app {
+
+// A chat endpoint that answers the semantic cache's grey-band question
+// ("do these two questions ask for the same answer?").
+struct SemanticVerifyEndpoint {
+  bool enabled = true;      // false: `semantic_verify: false` (a namespace not verified)
+  std::string model;        // the chat model; required to verify
+  std::string url;          // empty: the upstream's URL
+  std::string api_key_env;  // empty: the upstream's key (if any)
+  std::string api_key;      // resolved by FinalizeConfig
+};
 
 struct ServeConfig {
   gateway::GatewayOptions gateway;
@@ -30,7 +41,27 @@ struct ServeConfig {
   bool semantic = false;
   // Cosine threshold; unset: the semantic cache's calibrated default.
   std::optional<double> semantic_threshold;
+  // With a Redis store, replicas share the semantic index through this
+  // stream (under store_key_prefix), trimmed to about this many changes
+  // (docs/redis.md, "Semantic cache across replicas").
+  std::string semantic_stream = "semantic:stream";
+  uint64_t semantic_stream_max_len = 20'000;
+  // `semantic_verify` (--semantic-verify-model): candidates in the grey band
+  // below the threshold are checked by asking a chat model, the upstream by
+  // default. Off while no model is set.
+  SemanticVerifyEndpoint semantic_verify;
+  std::optional<double> semantic_verify_grey_band;  // unset: the cache's default
+  int64_t semantic_verify_timeout_ms = 2'000;
+  // Per namespace: an endpoint of its own (what it leaves out comes from
+  // semantic_verify), or enabled = false.
+  std::map<std::string, SemanticVerifyEndpoint> semantic_verify_namespaces;
+  // Threads that embed, search and verify; unset: 1, or 4 when some
+  // namespace is verified (a check may wait on a model for its timeout).
+  std::optional<int> semantic_threads;
 };
+
+// Whether semantic_verify is on anywhere (globally or for a namespace).
+bool SemanticVerifyConfigured(const ServeConfig& config);
 
 // Parses "30s", "500ms", "7d", "2h", "15m" or a bare number of seconds.
 Result<int64_t> ParseDurationMs(std::string_view text);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 namespace llmcache::app {
@@ -128,6 +129,64 @@ TEST(ConfigTest, StoreIsEmbeddedOrARedisUrl) {
   EXPECT_FALSE(FinalizeConfig(d).ok());
   d.store = "memcached://127.0.0.1";
   EXPECT_FALSE(FinalizeConfig(d).ok());
+}
+
+TEST(ConfigTest, SemanticVerifyGlobalAndPerNamespace) {
+  std::string path = ::testing::TempDir() + "/llmcache_config_verify.yaml";
+  std::ofstream(path) << "upstream: http://127.0.0.1:9/v1\n"
+                         "semantic: on\n"
+                         "semantic_verify: {model: judge, grey_band: 0.2, timeout: 500ms}\n"
+                         "namespaces:\n"
+                         "  legal: {semantic_verify: false}\n"
+                         "  faq:\n"
+                         "    ttl: 7d\n"
+                         "    semantic_verify: {model: big-judge, url: http://127.0.0.1:7/v1,"
+                         " api_key_env: LLMCACHE_TEST_VERIFY_KEY}\n";
+  ServeConfig c;
+  Status s = LoadConfigFile(path, c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(c.semantic_verify.model, "judge");
+  EXPECT_DOUBLE_EQ(*c.semantic_verify_grey_band, 0.2);
+  EXPECT_EQ(c.semantic_verify_timeout_ms, 500);
+  EXPECT_FALSE(c.semantic_verify_namespaces["legal"].enabled);
+  EXPECT_EQ(*c.gateway.namespaces["faq"].ttl_ms, 7 * 86'400'000) << "other settings still apply";
+
+  // The namespace's key must be in the environment.
+  ::unsetenv("LLMCACHE_TEST_VERIFY_KEY");
+  EXPECT_FALSE(FinalizeConfig(c).ok());
+  ::setenv("LLMCACHE_TEST_VERIFY_KEY", "sk-faq", 1);
+  c.upstream_api_key_env = "LLMCACHE_TEST_UPSTREAM_KEY";
+  ::setenv("LLMCACHE_TEST_UPSTREAM_KEY", "sk-upstream", 1);
+  s = FinalizeConfig(c);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // The global check goes to the upstream with the upstream's key.
+  EXPECT_EQ(c.semantic_verify.url, "http://127.0.0.1:9/v1");
+  EXPECT_EQ(c.semantic_verify.api_key, "sk-upstream");
+  const SemanticVerifyEndpoint& faq = c.semantic_verify_namespaces["faq"];
+  EXPECT_EQ(faq.model, "big-judge");
+  EXPECT_EQ(faq.url, "http://127.0.0.1:7/v1");
+  EXPECT_EQ(faq.api_key, "sk-faq");
+  ::unsetenv("LLMCACHE_TEST_VERIFY_KEY");
+  ::unsetenv("LLMCACHE_TEST_UPSTREAM_KEY");
+
+  // A namespace that turns the check on needs a model from somewhere.
+  ServeConfig d;
+  d.semantic_verify_namespaces["faq"] = SemanticVerifyEndpoint{};
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+  d.semantic_verify_namespaces.clear();
+  d.semantic_verify_grey_band = 1.0;
+  EXPECT_FALSE(FinalizeConfig(d).ok()) << "the band must leave a threshold";
+  d.semantic_verify_grey_band.reset();
+  d.semantic_threads = 0;
+  EXPECT_FALSE(FinalizeConfig(d).ok());
+  d.semantic_threads = 4;
+  EXPECT_TRUE(FinalizeConfig(d).ok());
+  EXPECT_FALSE(SemanticVerifyConfigured(d));
+  EXPECT_TRUE(SemanticVerifyConfigured(c));
+
+  std::ofstream(path) << "namespaces:\n  faq: {semantic_verify: {model: m, grey_band: 0.3}}\n";
+  EXPECT_FALSE(LoadConfigFile(path, d).ok()) << "the band is global";
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The llmcache command line. Subcommands grow here: serve today; embed,
 // generate, engine, warm, calibrate, eval as their modules land.
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -9,16 +10,56 @@
 
 #include "app/config.h"
 #include "gateway/gateway.h"
+#include "store/redis_flight.h"
 #include "llmcache/lexical_guard.h"
 #include "llmcache/semantic_cache.h"
 #include "engine/generate_command.h"
+#include "engine/server/engine_upstream.h"
+#include "engine/server/serve_command.h"
 #include "semantic/embed_command.h"
 #include "semantic/warm.h"
 #include "semantic/eval.h"
+#include "semantic/llm_verifier.h"
 #include "semantic/calibrate.h"
+#include "semantic/redis_replication.h"
 
 namespace llmcache::app {
 namespace {
+
+// The grey-band verifier of `semantic_verify` (global and per namespace);
+// null when no namespace is verified.
+Result<std::shared_ptr<PairVerifier>> VerifierFor(const ServeConfig& config) {
+  auto make = [&](const SemanticVerifyEndpoint& e) -> Result<std::shared_ptr<PairVerifier>> {
+    semantic::LlmVerifierOptions vo;
+    vo.url = e.url;
+    vo.model = e.model;
+    vo.api_key = e.api_key;
+    vo.timeout = std::chrono::milliseconds(config.semantic_verify_timeout_ms);
+    vo.ca_file = config.gateway.client.ca_file;
+    vo.verify_tls = config.gateway.client.verify_tls;
+    auto v = semantic::NewLlmVerifier(vo);
+    if (!v) return Err(v.error());
+    return std::shared_ptr<PairVerifier>(std::move(*v));
+  };
+  std::shared_ptr<PairVerifier> fallback;
+  if (!config.semantic_verify.model.empty()) {
+    auto v = make(config.semantic_verify);
+    if (!v) return Err(v.error());
+    fallback = std::move(*v);
+  }
+  std::map<std::string, std::shared_ptr<PairVerifier>, std::less<>> by_ns;
+  for (const auto& [name, e] : config.semantic_verify_namespaces) {
+    auto& slot = by_ns[name];
+    if (!e.enabled) continue;  // stays null: not verified
+    auto v = make(e);
+    if (!v) return Err(v.error());
+    slot = std::move(*v);
+  }
+  if (!fallback && std::none_of(by_ns.begin(), by_ns.end(), [](auto& kv) { return kv.second; }))
+    return std::shared_ptr<PairVerifier>();
+  if (by_ns.empty()) return fallback;
+  return semantic::NewNamespaceVerifier(std::move(fallback), std::move(by_ns));
+}
 
 // The semantic cache under <data-dir>/semantic, with the lexical guard.
 Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& config,
@@ -31,6 +72,10 @@ Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& c
   so.data_dir = (std::filesystem::path(config.data_dir) / "semantic").string();
   so.embedder = std::move(*embedder);
   so.guard = std::move(*guard);
+  auto verifier = VerifierFor(config);
+  if (!verifier) return Err(verifier.error());
+  so.verifier = std::move(*verifier);
+  if (config.semantic_verify_grey_band) so.grey_band = *config.semantic_verify_grey_band;
   if (config.semantic_threshold) {
     // A stricter (or looser) global threshold moves the short-query one along.
     double shift = so.thresholds.short_threshold - so.thresholds.threshold;
@@ -48,13 +93,22 @@ Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& c
     }
     so.namespace_thresholds[name] = t;
   }
+  const std::string dir = so.data_dir, embedder_id(so.embedder->id());
   auto sem = OpenSemanticCache(std::move(so));
   if (!sem) return Err(sem.error());
-  return std::shared_ptr<SemanticCache>(std::move(*sem));
+  std::shared_ptr<SemanticCache> cache(std::move(*sem));
+  if (config.store == "embedded") return cache;
+  // Replicas on one Redis share the index through a stream (docs/redis.md).
+  semantic::RedisSemanticLogOptions lo;
+  lo.url = config.store;
+  lo.password_env = config.store_password_env;
+  lo.stream_key = config.store_key_prefix + config.semantic_stream;
+  lo.max_len = config.semantic_stream_max_len;
+  return semantic::ReplicateThroughRedis(std::move(cache), embedder_id, dir, std::move(lo));
 }
 
 int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cmd,
-          const semantic::EmbedderChoice& embedder) {
+          const semantic::EmbedderChoice& embedder, const engine::EngineRuntimeOptions& engine) {
   // Flags win over the config file: re-apply the ones given explicitly.
   ServeConfig flags = config;
   if (!config_file.empty()) {
@@ -75,6 +129,7 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   if (cmd.count("--admin-token-env")) config.gateway.admin_token = flags.gateway.admin_token;
   if (cmd.count("--semantic")) config.semantic = flags.semantic;
   if (cmd.count("--semantic-threshold")) config.semantic_threshold = flags.semantic_threshold;
+  if (cmd.count("--semantic-verify-model")) config.semantic_verify.model = flags.semantic_verify.model;
   Status s = FinalizeConfig(config);
   if (!s.ok()) {
     std::cerr << "llmcache: " << s.ToString() << "\n";
@@ -107,6 +162,15 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   }
   auto store = NewTieredStore(NewMemoryStore(mo), std::move(*disk));
   config.gateway.store_health = store_health;
+  if (store_health) {
+    // Replicas over one Redis also coalesce identical misses through it.
+    RedisFlightOptions fo;
+    fo.url = config.store;
+    fo.password_env = config.store_password_env;
+    fo.key_prefix = config.store_key_prefix;
+    auto flight = RedisFlight::Open(std::move(fo));
+    if (flight) config.gateway.shared_flight = std::move(*flight);
+  }
   if (config.semantic) {
     auto sem = OpenSemanticCacheFor(config, embedder);
     if (!sem) {
@@ -115,9 +179,25 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
                     sem.error().ToString());
     } else {
       config.gateway.semantic = std::move(*sem);
+      // A grey-band check waits on a model (up to its timeout): more threads
+      // keep the other lookups moving meanwhile.
+      config.gateway.semantic_threads =
+          config.semantic_threads.value_or(SemanticVerifyConfigured(config) ? 4 : 1);
     }
   }
-  auto gw = gateway::Gateway::Create(config.gateway, std::move(store));
+  // serve --model: the engine in-process is the upstream (docs/engine.md).
+  std::shared_ptr<engine::EngineApi> engine_api;
+  gateway::Gateway::UpstreamFactory upstream_factory;
+  if (!engine.model.empty()) {
+    auto api = engine::OpenEngineApi(engine);
+    if (!api) {
+      std::cerr << "llmcache: " << api.error().ToString() << "\n";
+      return 1;
+    }
+    engine_api = *api;
+    upstream_factory = engine::MakeEngineUpstreamFactory(engine_api);
+  }
+  auto gw = gateway::Gateway::Create(config.gateway, std::move(store), nullptr, upstream_factory);
   if (!gw) {
     std::cerr << "llmcache: " << gw.error().ToString() << "\n";
     return 2;
@@ -138,7 +218,10 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   const auto& so = config.gateway.server;
   std::string host = so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host;
   std::cout << "llmcache gateway listening on http://" << host << ":" << (*gw)->port() << "/v1\n"
-            << "  upstream:  " << config.gateway.upstream_url << "\n"
+            << "  upstream:  "
+            << (engine_api ? "in-process engine, model " + engine_api->model_name()
+                           : config.gateway.upstream_url)
+            << "\n"
             << "  data dir:  " << config.data_dir << "\n"
             << "  store:     "
             << (store_health ? "redis, " + store_health->detail() : std::string("embedded")) << "\n"
@@ -151,6 +234,7 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   int sig = 0;
   sigwait(&set, &sig);
   spdlog::info("signal {}: stopping", sig);
+  if (engine_api) engine_api->Shutdown();  // before the event loops it reports to stop
   (*gw)->Stop();
   return 0;
 }
@@ -189,9 +273,9 @@ int main(int argc, char** argv) {
   std::string admin_token_env;
   auto* serve = app.add_subcommand("serve", "Run the OpenAI-compatible caching gateway");
   serve->add_option("--listen", config.listen, "HOST:PORT to listen on")->capture_default_str();
-  serve->add_option("--upstream", config.gateway.upstream_url,
-                    "Upstream base URL, like an OpenAI client's base_url")
-      ->capture_default_str();
+  auto* upstream_flag = serve->add_option("--upstream", config.gateway.upstream_url,
+                                          "Upstream base URL, like an OpenAI client's base_url")
+                            ->capture_default_str();
   serve->add_option("--data-dir", config.data_dir, "Directory of the persistent store")
       ->capture_default_str();
   serve->add_option("--store", config.store,
@@ -214,7 +298,17 @@ int main(int argc, char** argv) {
   serve->add_option("--semantic-threshold", config.semantic_threshold,
                     "Cosine similarity a paraphrase needs (default: calibrated, see "
                     "docs/semantic-eval.md)");
+  serve->add_option("--semantic-verify-model", config.semantic_verify.model,
+                    "Chat model asked \"same answer?\" about candidates just below the threshold "
+                    "(through the upstream unless semantic_verify.url is configured)");
   llmcache::app::AddEmbedderChoiceFlags(serve, serve_embedder, "--embedder-model-dir");
+  llmcache::engine::EngineRuntimeOptions serve_engine;
+  serve->add_option("--model", serve_engine.model,
+                    "GGUF model to run in-process as the upstream (instead of --upstream)")
+      ->excludes(upstream_flag);
+  llmcache::engine::AddEngineRuntimeFlags(serve, serve_engine, "--engine-threads");
+  llmcache::engine::EngineServeOptions engine_serve_options;
+  auto* engine_serve = llmcache::engine::AddEngineServeCommand(app, engine_serve_options);
 
   llmcache::engine::GenerateOptions generate_options;
   auto* generate = llmcache::engine::AddGenerateCommand(app, generate_options);
@@ -255,6 +349,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_option("--seed", eval_options.seed, "Seed of the hold-out choice")->capture_default_str();
   eval->add_option("--thresholds", eval_options.thresholds, "Thresholds to sweep (default 0.60..0.95)");
+  eval->add_option("--split", eval_options.split, "Only the tune or the test half of the families");
+  eval->add_option_function<size_t>(
+      "--max-inserted", [&](const size_t& v) { eval_options.max_inserted_words = v; },
+      "Guard: inserted generic words tolerated");
+  eval->add_option_function<double>(
+      "--word-similarity", [&](const double& v) { eval_options.min_word_similarity = v; },
+      "Guard: word-alignment cosine (<= 0: off)");
+  eval->add_option_function<double>(
+      "--loose-raise", [&](const double& v) { eval_options.loose_threshold_raise = v; },
+      "Guard: extra similarity a loose pass needs");
+  eval->add_option("--verifier", eval_options.verifier,
+                   "oracle[:ACCURACY]: a simulated grey-band check answering from the labels");
+  eval->add_option_function<double>(
+      "--grey-band", [&](const double& v) { eval_options.grey_band = v; },
+      "With --verifier: width of the band below θ that is checked (default 0.10)");
   llmcache::semantic::CalibrateCommandOptions calibrate_options;
   auto* calibrate = app.add_subcommand(
       "calibrate", "Pick the semantic threshold for a target false-hit rate from labelled pairs");
@@ -276,6 +385,9 @@ int main(int argc, char** argv) {
     return llmcache::semantic::RunCalibrateCommand(calibrate_options, std::cout, std::cerr);
   }
   if (*generate) return llmcache::engine::RunGenerate(generate_options, std::cout, std::cerr);
+  if (*engine_serve) {
+    return llmcache::engine::RunEngineServe(engine_serve_options, std::cout, std::cerr);
+  }
   if (*embed) return llmcache::semantic::RunEmbedCommand(embed_options, std::cin, std::cout, std::cerr);
   if (*warm) {
     if (!warm_api_key_env.empty()) {
@@ -288,6 +400,6 @@ int main(int argc, char** argv) {
     const char* t = std::getenv(admin_token_env.c_str());
     if (t) config.gateway.admin_token = t;
   }
-  if (*serve) return llmcache::app::Serve(config, config_file, *serve, serve_embedder);
+  if (*serve) return llmcache::app::Serve(config, config_file, *serve, serve_embedder, serve_engine);
   return 0;
 }

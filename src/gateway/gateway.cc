@@ -210,6 +210,15 @@ class Gateway::Impl {
     for (const auto& [tier, stats] : store_->TierStats()) {
       if (tier_names_.size() < kTierSlots) tier_names_.push_back(tier);
     }
+    if (options_.semantic) {
+      // Answers another replica invalidated leave this replica's memory
+      // tier too (Redis itself was cleared by that replica).
+      options_.semantic->SetRemoteRemovalListener([this](const std::vector<std::string>& keys) {
+        for (const auto& k : keys) {
+          if (!store_->Erase(k).ok()) store_errors_->With({"erase"}).Inc();
+        }
+      });
+    }
   }
 
   ~Impl() { Stop(); }
@@ -233,9 +242,13 @@ class Gateway::Impl {
       if (stopping_) return;
       stopping_ = true;
     }
+    if (options_.semantic) options_.semantic->SetRemoteRemovalListener(nullptr);
     bg_cv_.notify_all();
     if (background_.joinable()) background_.join();
     if (server_) server_->Stop();
+    // Store calls still under way hand their results to the (stopped) event
+    // loops; those must outlive the hand-over.
+    pending_.WaitIdle();
     // Pool tasks finish (an Insert in progress completes) before the event
     // loops they report to are destroyed.
     if (semantic_pool_) semantic_pool_->join();
@@ -283,6 +296,8 @@ class Gateway::Impl {
     // Set when the semantic cache takes part (lookup and/or insert).
     std::shared_ptr<SemanticQuery> semantic;
     std::vector<std::string> doc_hashes;
+    // Set while this request holds the shared (cross-replica) flight lock.
+    std::string shared_token;
   };
 
   static std::map<std::string, std::string> ConfiguredRevisions(const GatewayOptions& o) {
@@ -317,6 +332,12 @@ class Gateway::Impl {
     waiters_ =
         &registry_.AddCounter("llmcache_singleflight_waiters_total",
                               "Requests that waited for an identical in-flight miss", {"route"});
+    shared_flights_ = &registry_.AddCounter(
+        "llmcache_shared_flight_total",
+        "Misses coalesced across replicas, by outcome: leader (called the upstream), "
+        "leader_hit / waited_hit (served another replica's answer), waited_miss, timeout, "
+        "unavailable (called the upstream)",
+        {"outcome"});
     store_errors_ =
         &registry_.AddCounter("llmcache_store_errors_total",
                               "Store operations that failed (the cache failed open)", {"op"});
@@ -374,6 +395,52 @@ class Gateway::Impl {
     registry_.AddCallbackCounter("llmcache_semantic_invalidations_total",
                                  "Entries removed because a document they were built on changed",
                                  stat(&SemanticCacheStats::invalidations));
+    if (options_.semantic->Stats().replicated) RegisterSemanticReplicationMetrics(stat);
+    // The grey-band check (semantic_verify); all zero without a verifier.
+    // Mean latency: rate(..._seconds_total) / rate(..._calls_total).
+    registry_.AddCallbackCounter(
+        "llmcache_semantic_verify_calls_total",
+        "Grey-band checks sent to the verifier model, by answer (error: failed or timed out)",
+        {"outcome"}, [this] {
+          SemanticCacheStats st = options_.semantic->Stats();
+          return std::vector<metrics::CallbackSample>{
+              {{"yes"}, static_cast<double>(st.verifier_yes)},
+              {{"no"}, static_cast<double>(st.verifier_no)},
+              {{"error"}, static_cast<double>(st.verifier_errors)}};
+        });
+    registry_.AddCallbackCounter("llmcache_semantic_verify_memo_hits_total",
+                                 "Grey-band checks answered from the remembered question pairs",
+                                 stat(&SemanticCacheStats::verifier_cache_hits));
+    registry_.AddCallbackCounter("llmcache_semantic_verify_seconds_total",
+                                 "Time spent waiting for the verifier model",
+                                 [this] { return options_.semantic->Stats().verifier_seconds; });
+    registry_.AddCallbackCounter("llmcache_semantic_verified_hits_total",
+                                 "Semantic hits that needed the verifier's yes",
+                                 stat(&SemanticCacheStats::verified_hits));
+  }
+
+  // The semantic index shared with other replicas through a Redis stream.
+  template <class Stat>
+  void RegisterSemanticReplicationMetrics(const Stat& stat) {
+    registry_.AddCallbackCounter("llmcache_semantic_replication_appended_total",
+                                 "Semantic cache changes shared with the other replicas",
+                                 stat(&SemanticCacheStats::replication_appended));
+    registry_.AddCallbackCounter("llmcache_semantic_replication_applied_total",
+                                 "Other replicas' semantic cache changes applied here",
+                                 stat(&SemanticCacheStats::replication_applied));
+    registry_.AddCallbackCounter("llmcache_semantic_replication_dropped_total",
+                                 "Changes not shared: the stream was unreachable and the queue full",
+                                 stat(&SemanticCacheStats::replication_dropped));
+    registry_.AddCallbackCounter("llmcache_semantic_replication_gaps_total",
+                                 "Stream changes lost before this replica read them (trimmed or "
+                                 "flushed)",
+                                 stat(&SemanticCacheStats::replication_gaps));
+    registry_.AddCallbackCounter("llmcache_semantic_replication_errors_total",
+                                 "Failed stream reads or appends, and undecodable records",
+                                 stat(&SemanticCacheStats::replication_errors));
+    registry_.AddCallbackGauge("llmcache_semantic_replication_degraded",
+                               "1 while the stream is unreachable (the semantic cache is local)",
+                               stat(&SemanticCacheStats::replication_degraded));
   }
 
   // The metric children a request updates, resolved on first use (so a
@@ -579,7 +646,7 @@ class Gateway::Impl {
     c.model_label = c.metrics->label;
 
     if (c.policy.lookup) {
-      auto hit = store_->Lookup(c.key);
+      auto hit = co_await AwaitLookup(*store_, c.key, pending_);
       if (hit) {
         if (co_await ServeHit(c, req, w, *hit->entry, hit->tier)) co_return;
       } else if (!hit.error().IsNotFound() && !hit.error().IsCorruption()) {
@@ -606,8 +673,7 @@ class Gateway::Impl {
     }
     auto ticket = flights_.Join(c.key);
     if (ticket.leader) {
-      CountRequest(c, c.policy.lookup ? kMiss : kBypass);
-      co_await CallUpstream(c, req, w, ureq, ticket.flight);
+      co_await Lead(c, req, w, ureq, ticket.flight);
       flights_.Remove(c.key, ticket.flight);
     } else {
       CountRequest(c, c.policy.lookup ? kMiss : kBypass);
@@ -658,7 +724,7 @@ class Gateway::Impl {
       semantic_refusals_->With({r.reason}).Inc();
       co_return false;
     }
-    auto hit = store_->Lookup(r.hit->exact_key);
+    auto hit = co_await AwaitLookup(*store_, r.hit->exact_key, pending_);
     if (!hit) {
       if (hit.error().IsNotFound() || hit.error().IsCorruption()) {
         // The answer expired or was purged: forget the pointer to it.
@@ -857,8 +923,9 @@ class Gateway::Impl {
   }
 
   // `usage` is the answer's, when the caller already parsed it.
-  void Store(const RequestContext& c, unsigned status, std::string body,
-             std::vector<std::string> events, const Usage* usage = nullptr) {
+  std::shared_ptr<const CacheEntry> AnswerEntry(const RequestContext& c, unsigned status,
+                                                std::string body, std::vector<std::string> events,
+                                                const Usage* usage = nullptr) {
     auto e = std::make_shared<CacheEntry>();
     e->key = c.key;
     e->ns = c.ns;
@@ -875,13 +942,93 @@ class Gateway::Impl {
     e->completion_tokens = u.completion_tokens;
     e->body = std::move(body);
     e->sse_events = std::move(events);
-    Status s = store_->Insert(std::move(e));
+    return e;
+  }
+
+  // Completes once the store has the answer (or failed: counted and logged,
+  // never the client's problem), so that a client that saw the whole answer
+  // can count on it being stored. Then lets other replicas' waiters go.
+  awaitable<void> Store(RequestContext& c, const std::shared_ptr<const CacheEntry>& entry) {
+    Status s = co_await AwaitInsert(*store_, entry, pending_);
+    ReleaseShared(c);
     if (!s.ok()) {
       store_errors_->With({"insert"}).Inc();
       spdlog::warn("cache insert failed: {}", s.ToString());
-      return;
+      co_return;
     }
     RecordSemantic(c);
+  }
+
+  // Drops this request's shared flight lock. Not awaited: a lost release
+  // only keeps the other replicas waiting until the lock expires or their
+  // wait times out.
+  void ReleaseShared(RequestContext& c) {
+    if (c.shared_token.empty()) return;
+    options_.shared_flight->ReleaseAsync(c.key, c.shared_token, [](const Status&) {});
+    c.shared_token.clear();
+  }
+
+  // ---- single-flight ---------------------------------------------------------
+
+  // The local leader of a miss. With a shared flight (replicas over one
+  // Redis), it first makes sure that no other replica is asking the upstream
+  // the same question: if one is, it waits for that answer and serves it.
+  awaitable<void> Lead(RequestContext& c, const Request& req, ResponseWriter& w,
+                       const UpstreamRequest& ureq, std::shared_ptr<Flight> flight) {
+    // Not `a && co_await f()` in the condition: GCC 12 miscompiles a co_await
+    // in a branch that is not taken (SIGILL/SIGSEGV on resume).
+    bool served = false;
+    if (options_.shared_flight && c.policy.lookup)
+      served = co_await ServeFromSharedFlight(c, req, w, *flight);
+    if (served) co_return;
+    CountRequest(c, c.policy.lookup ? kMiss : kBypass);
+    co_await CallUpstream(c, req, w, ureq, flight);
+    ReleaseShared(c);  // when the answer was not stored (upstream error)
+  }
+
+  // True when the request was answered from the store after all, as a hit,
+  // and the local followers with it. False: call the upstream (holding the
+  // shared lock when c.shared_token is set). Fails open: when the lock
+  // cannot be asked about, the answer is false at once.
+  awaitable<bool> ServeFromSharedFlight(RequestContext& c, const Request& req, ResponseWriter& w,
+                                        Flight& flight) {
+    SharedFlight& shared = *options_.shared_flight;
+    auto claim = co_await AwaitClaim(shared, c.key, pending_);
+    if (!claim) {
+      shared_flights_->With({"unavailable"}).Inc();
+      co_return false;
+    }
+    const bool leader = claim->leader;
+    if (leader) {
+      c.shared_token = std::move(claim->token);
+    } else {
+      Status waited = co_await WaitForSharedLeader(shared, c.key,
+                                                   options_.shared_flight_timeout_ms, pending_);
+      if (!waited.ok()) {
+        shared_flights_->With({waited.code() == StatusCode::kTimeout ? "timeout" : "unavailable"})
+            .Inc();
+        co_return false;
+      }
+    }
+    // A leader looks again too: another replica may have stored the answer
+    // and dropped its lock between this replica's lookup and its claim.
+    auto hit = co_await AwaitLookup(*store_, c.key, pending_);
+    if (!hit || !co_await ServeHit(c, req, w, *hit->entry, hit->tier)) {
+      shared_flights_->With({leader ? "leader" : "waited_miss"}).Inc();
+      co_return false;
+    }
+    shared_flights_->With({leader ? "leader_hit" : "waited_hit"}).Inc();
+    ReleaseShared(c);
+    const CacheEntry& e = *hit->entry;
+    if (e.is_stream()) {
+      flight.SetHead(static_cast<unsigned>(e.http_status), "text/event-stream", true);
+      flight.AppendEvents(e.sse_events);
+      flight.Finish({}, /*from_cache=*/true);
+    } else {
+      flight.SetHead(static_cast<unsigned>(e.http_status), "application/json", false);
+      flight.Finish(e.body, /*from_cache=*/true);
+    }
+    co_return true;
   }
 
   Upstream& UpstreamFor(int worker, net::any_io_executor ex) {
@@ -1014,7 +1161,10 @@ class Gateway::Impl {
         co_await fail(502, "upstream stream ended before [DONE]", "upstream_incomplete_stream");
         co_return;
       }
-      if (c.policy.store) Store(c, sink.status_, {}, sink.recorded_);
+      if (c.policy.store) {
+        auto entry = AnswerEntry(c, sink.status_, {}, sink.recorded_);
+        co_await Store(c, entry);
+      }
       if (flight) flight->Finish({});
       // Only now the client sees [DONE]: a client that saw it can count on
       // the entry being in the store (as for whole answers, stored before
@@ -1042,7 +1192,10 @@ class Gateway::Impl {
                     "upstream_bad_response");
       co_return;
     }
-    if (ok && c.policy.store) Store(c, status, sink.body_, {}, &*usage);
+    if (ok && c.policy.store) {
+      auto entry = AnswerEntry(c, status, sink.body_, {}, &*usage);
+      co_await Store(c, entry);
+    }
     if (flight) {
       flight->SetHead(status, sink.content_type_, false);
       flight->Finish(sink.body_);
@@ -1082,9 +1235,9 @@ class Gateway::Impl {
   // A follower answers from the leader's flight, converting between stream
   // and whole answers as its own request asks.
   awaitable<void> Follow(RequestContext& c, const Request& req, ResponseWriter& w, Flight& flight) {
-    const char* result = c.policy.lookup ? "miss" : "bypass";
     size_t seen = 0;
     Flight::View v = co_await flight.Next(seen, c.canon.stream);
+    const char* result = v.from_cache ? "hit" : c.policy.lookup ? "miss" : "bypass";
     auto send_plain = [&](unsigned status, std::string body) -> awaitable<void> {
       Response res{static_cast<bhttp::status>(status), req.version()};
       res.set(bhttp::field::content_type, "application/json");
@@ -1410,6 +1563,7 @@ class Gateway::Impl {
   http::BaseUrl base_;
   ModelRevisions revisions_;
   FlightTable flights_;
+  PendingCalls pending_;
   std::unique_ptr<http::Server> server_;
   std::vector<std::unique_ptr<Upstream>> upstreams_;
   int64_t started_ms_ = 0;
@@ -1423,6 +1577,7 @@ class Gateway::Impl {
   metrics::Family<metrics::Counter>* tokens_saved_;
   metrics::Family<metrics::Counter>* cost_saved_;
   metrics::Family<metrics::Counter>* waiters_;
+  metrics::Family<metrics::Counter>* shared_flights_;
   metrics::Family<metrics::Counter>* store_errors_;
   metrics::Family<metrics::Counter>* bad_requests_;
   metrics::Family<metrics::Counter>* semantic_hits_ = nullptr;

@@ -16,6 +16,7 @@
 #include "http/server.h"
 #include "llmcache/clock.h"
 #include "llmcache/semantic_cache.h"
+#include "llmcache/shared_flight.h"
 #include "llmcache/store.h"
 #include "llmcache/upstream.h"
 
@@ -83,6 +84,12 @@ struct GatewayOptions {
   // Health of a remote store (Redis), reported on /healthz and /metrics;
   // null for the embedded store.
   std::shared_ptr<const StoreHealth> store_health;
+  // Coalesces identical misses across replicas that share the store (a
+  // Redis lock, see docs/redis.md); null: each process coalesces its own.
+  std::shared_ptr<SharedFlight> shared_flight;
+  // How long a replica waits for another replica's answer to the same miss
+  // before it calls the upstream itself.
+  int64_t shared_flight_timeout_ms = 5000;
 
   // Distinct model names tracked as metric labels; later ones become "other".
   size_t max_model_labels = 64;

@@ -1,5 +1,8 @@
 #include "gateway/single_flight.h"
 
+#include <algorithm>
+#include <chrono>
+
 namespace llmcache::gateway {
 
 void Flight::WakeLocked() {
@@ -28,10 +31,11 @@ void Flight::AppendEvents(const std::vector<std::string>& events) {
   WakeLocked();
 }
 
-void Flight::Finish(std::string body) {
+void Flight::Finish(std::string body, bool from_cache) {
   std::lock_guard lock(mu_);
   state_ = State::kDone;
   body_ = std::move(body);
+  from_cache_ = from_cache;
   WakeLocked();
 }
 
@@ -69,6 +73,7 @@ http::awaitable<Flight::View> Flight::Next(size_t& seen, bool want_events) {
           seen = events_.size();
         }
         if (state_ != State::kRunning) v.body = body_;
+        v.from_cache = from_cache_;
         co_return v;
       }
       timer = std::make_shared<http::net::steady_timer>(executor);
@@ -100,6 +105,31 @@ void FlightTable::Remove(const std::string& key, const std::shared_ptr<Flight>& 
 size_t FlightTable::size() const {
   std::lock_guard lock(mu_);
   return flights_.size();
+}
+
+http::awaitable<Status> WaitForSharedLeader(SharedFlight& flight, std::string_view key,
+                                            int64_t timeout_ms, PendingCalls& pending) {
+  using std::chrono::milliseconds;
+  using SteadyClock = std::chrono::steady_clock;
+  // A leader's upstream call takes hundreds of milliseconds or more: a few
+  // quick polls catch the short ones, then the pace settles.
+  constexpr milliseconds kFirstPoll{5}, kMaxPoll{50};
+  const auto deadline = SteadyClock::now() + milliseconds(std::max<int64_t>(0, timeout_ms));
+  auto executor = co_await http::net::this_coro::executor;
+  http::net::steady_timer timer(executor);
+  SteadyClock::duration interval = kFirstPoll;
+  while (true) {
+    const auto now = SteadyClock::now();
+    if (now >= deadline) {
+      co_return Status::Timeout("shared flight: the other replica's leader is still working");
+    }
+    timer.expires_after(std::min(interval, deadline - now));
+    co_await timer.async_wait(http::use_nothrow);
+    interval = std::min<SteadyClock::duration>(interval * 2, kMaxPoll);
+    Result<bool> held = co_await AwaitHeld(flight, key, pending);
+    if (!held) co_return held.error();
+    if (!*held) co_return Status::OK();
+  }
 }
 
 }  // namespace llmcache::gateway

@@ -3,15 +3,22 @@
 // in flight follow and receive the same answer, streaming followers chunk by
 // chunk as the leader receives them. Followers may run on other worker
 // threads; they are woken by a post to their own executor.
+//
+// Across replicas that share a store, a local leader additionally takes a
+// SharedFlight lock (see WaitForSharedLeader and the gateway's Lead).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "gateway/store_await.h"
 #include "http/asio.h"
+#include "llmcache/shared_flight.h"
 
 namespace llmcache::gateway {
 
@@ -28,12 +35,15 @@ class Flight {
     std::string content_type;
     std::vector<std::string> events;  // new SSE payloads since the last read
     std::string body;                 // whole body, once done (non-stream)
+    bool from_cache = false;          // the answer came from the store, not the upstream
   };
 
   // Leader side. Each call wakes the followers.
   void SetHead(unsigned status, std::string content_type, bool stream);
   void AppendEvents(const std::vector<std::string>& events);
-  void Finish(std::string body);  // success (any HTTP status); body empty for streams
+  // Success (any HTTP status); body empty for streams. from_cache: the
+  // leader found the answer in the store (another replica's) after all.
+  void Finish(std::string body, bool from_cache = false);
   // The leader could not produce an answer; followers get this error.
   void Fail(unsigned status, std::string error_body);
 
@@ -55,6 +65,7 @@ class Flight {
   std::string content_type_;
   std::vector<std::string> events_;
   std::string body_;
+  bool from_cache_ = false;
   size_t followers_ = 0;
   // Weak: the waiting follower's frame owns its timer. A flight can outlive
   // the io_context of a follower (a gateway stopped mid-flight), and a timer
@@ -79,5 +90,13 @@ class FlightTable {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
 };
+
+// Waits until no replica holds key's shared lock any more (OK: its leader
+// finished or gave up, or the lock expired), for at most timeout_ms
+// (Timeout); Unavailable when the lock cannot be asked about. Polls on
+// timers of the calling coroutine's executor, every few milliseconds at
+// first and backing off, so the event loop is never held.
+http::awaitable<Status> WaitForSharedLeader(SharedFlight& flight, std::string_view key,
+                                            int64_t timeout_ms, PendingCalls& pending);
 
 }  // namespace llmcache::gateway

@@ -1,24 +1,19 @@
 // Two `llmcache serve` replicas sharing one real redis-server: answers
 // cached through one replica are hits on the other (plain and streamed),
+// identical misses arriving at both at once reach the upstream once,
 // killing Redis under load costs no client an error, and a Redis restarted
 // on the same port is shared again.
 //
 // Each replica runs with a small memory tier, so what it did not cache itself
 // can only come from Redis. Redis runs without persistence: a restarted
 // Redis is empty, as after a crash of a cache-only deployment.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <thread>
 
 #include "e2e/fixture.h"
-// FreeLoopbackPort and RedisCall only: its RedisProcess needs the store
-// conformance library, which this binary does not link.
-#include "store/redis_test_util.h"
+#include "e2e/redis_server.h"
 
 namespace llmcache::e2e {
 namespace {
@@ -26,91 +21,6 @@ namespace {
 // Small enough that a replica never holds much, large enough to keep the
 // few entries a test writes (so that a replica's own answers stay hot).
 constexpr const char* kMemoryTierBytes = "262144";
-
-// A redis-server child process on a loopback port, without persistence.
-// It dies with the test process (PR_SET_PDEATHSIG) and with this object.
-class RedisServer {
- public:
-  ~RedisServer() { Kill(); }
-
-  // Starts on a free port; retried because another process may take the
-  // port between our probe and Redis's bind.
-  bool Start() {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = static_cast<uint16_t>(store_test::FreeLoopbackPort());
-      if (port_ != 0 && Launch()) return true;
-      Kill();
-    }
-    return false;
-  }
-
-  // Starts again on the same port, retrying while the old socket lingers.
-  bool Restart() {
-    return WaitFor(
-        [&] {
-          if (Launch()) return true;
-          Kill();
-          return false;
-        },
-        10s, 100ms);
-  }
-
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  uint16_t port() const { return port_; }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
-
-  // An integer reply of a command on a fresh connection; -1 on any failure.
-  int64_t Integer(const std::string& command) const {
-    auto r = store_test::RedisCall(port_, {command});
-    return r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-  }
-
- private:
-  // Spawns redis-server and waits (bounded) until it answers.
-  bool Launch() {
-    std::vector<std::string> args = {"redis-server", "--port",      std::to_string(port_),
-                                     "--bind",       "127.0.0.1",   "--save",
-                                     "",             "--appendonly", "no",
-                                     "--dir",        dir_.path(),   "--daemonize",
-                                     "no"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      // Quiet, and without the test's descriptors (gateway sockets, pipes).
-      const int null = ::open("/dev/null", O_RDWR);
-      for (int fd = 0; fd <= 2; ++fd) ::dup2(null, fd);
-      ::close_range(3, ~0u, 0);
-      ::execvp("redis-server", argv.data());
-      ::_exit(127);
-    }
-    return WaitFor(
-        [&] {
-          if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-            pid_ = -1;  // exited: port taken, or no redis-server
-            return true;
-          }
-          return Integer("DBSIZE") >= 0;
-        },
-        10s, 20ms) &&
-           pid_ > 0;
-  }
-
-  TempDir dir_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
-};
 
 class E2eRedisReplicas : public E2eTest {
  protected:
@@ -123,10 +33,11 @@ class E2eRedisReplicas : public E2eTest {
     ASSERT_TRUE(a_ && b_);
   }
 
-  std::unique_ptr<GatewayProcess> StartReplica() {
+  std::unique_ptr<GatewayProcess> StartReplica(std::string config_yaml = {}) {
     GatewayProcessOptions po;
     po.upstream_url = upstream().url();
     po.data_dir = dir_.Sub("data-" + std::to_string(replicas_++));
+    po.config_yaml = std::move(config_yaml);
     po.extra_args = {"--store", redis_.url(), "--memory-max", kMemoryTierBytes};
     auto gw = std::make_unique<GatewayProcess>(po);
     if (!gw->Start()) return nullptr;
@@ -136,12 +47,21 @@ class E2eRedisReplicas : public E2eTest {
   // Each replica exits cleanly on SIGTERM, whatever Redis went through.
   void TearDown() override {
     for (auto* gw : {a_.get(), b_.get()}) {
-      if (gw) EXPECT_EQ(gw->Terminate(), 0) << "unclean exit; log:\n" << gw->Log();
+      if (gw) {
+        EXPECT_EQ(gw->Terminate(), 0) << "unclean exit; log:\n" << gw->Log();
+      }
     }
   }
 
   static HttpResponse Chat(const GatewayProcess& gw, std::string_view body) {
     return Post(gw.port(), "/v1/chat/completions", body);
+  }
+
+  // llmcache_shared_flight_total{outcome} of a replica; 0 when not counted.
+  static double SharedFlights(const GatewayProcess& gw, const std::string& outcome) {
+    return MetricValue(Get(gw.port(), "/metrics").body, "llmcache_shared_flight_total",
+                       {{"outcome", outcome}})
+        .value_or(0);
   }
 
   TempDir dir_;
@@ -273,6 +193,60 @@ TEST_F(E2eRedisReplicas, KilledRedisCostsNoClientAnErrorAndARestartedOneIsShared
   EXPECT_GE(redis_.Integer("DBSIZE"), 1);
   RecordProperty("new_prompts_after_kill", new_after_kill.load());
   RecordProperty("attempts_until_shared_again", attempts);
+}
+
+TEST_F(E2eRedisReplicas, IdenticalMissesOnBothReplicasReachTheUpstreamOnce) {
+  // Slow enough that all 40 requests arrive while the first is upstream.
+  ASSERT_TRUE(upstream().Config(R"({"latency_ms":400})"));
+  constexpr int kClients = 40;
+  const std::string body = ChatBody(UniquePrompt("stampede"));
+  auto responses = Concurrently(kClients, [&](int i) { return Chat(i % 2 ? *b_ : *a_, body); });
+  ASSERT_EQ(responses.size(), static_cast<size_t>(kClients));
+  int misses = 0, hits = 0;
+  for (int i = 0; i < kClients; ++i) {
+    const auto& r = responses[i];
+    ASSERT_EQ(r.status, 200) << "client " << i << ": " << r.Describe();
+    EXPECT_EQ(r.body, responses[0].body) << "client " << i << " got another answer";
+    const std::string cache = r.Cache();
+    if (cache == "miss") ++misses;
+    else if (cache == "hit") ++hits;
+    else ADD_FAILURE() << "client " << i << ": x-llmcache " << cache;
+  }
+  EXPECT_EQ(upstream().Calls(), 1) << misses << " misses, " << hits << " hits";
+  EXPECT_EQ(ContentOf(responses[0]).rfind("echo: ", 0), 0u);
+  // One replica's leader took the lock and asked the upstream. Every client
+  // of the other replica got that answer from Redis, whether its leader
+  // waited for it or arrived after it was stored.
+  EXPECT_EQ(SharedFlights(*a_, "leader") + SharedFlights(*b_, "leader"), 1);
+  EXPECT_GE(misses, 1);
+  EXPECT_GE(hits, kClients / 2);
+  RecordProperty("misses", misses);
+  RecordProperty("hits", hits);
+  RecordProperty("waited_hits",
+                 static_cast<int>(SharedFlights(*a_, "waited_hit") + SharedFlights(*b_, "waited_hit")));
+}
+
+TEST_F(E2eRedisReplicas, WaiterGivesUpAfterTheFlightTimeoutAndCallsTheUpstreamItself) {
+  // Replicas that wait at most 200 ms for another replica's answer, and an
+  // upstream that takes far longer than that.
+  auto c = StartReplica("redis_flight_timeout: 200ms\n");
+  auto d = StartReplica("redis_flight_timeout: 200ms\n");
+  ASSERT_TRUE(c && d);
+  ASSERT_TRUE(upstream().Config(R"({"latency_ms":1500})"));
+  const std::string body = ChatBody(UniquePrompt("slow leader"));
+  HttpResponse on_c;
+  std::thread leader([&] { on_c = Chat(*c, body); });
+  // C's request holds the lock once the upstream has it.
+  ASSERT_TRUE(WaitFor([&] { return upstream().Calls() >= 1; }, 10s, 5ms));
+  auto on_d = Chat(*d, body);
+  leader.join();
+  ASSERT_EQ(on_c.status, 200) << on_c.Describe();
+  ASSERT_EQ(on_d.status, 200) << on_d.Describe();
+  EXPECT_EQ(on_d.Cache(), "miss");
+  EXPECT_EQ(upstream().Calls(), 2) << "D did not call the upstream after its wait";
+  EXPECT_EQ(SharedFlights(*d, "timeout"), 1);
+  EXPECT_EQ(c->Terminate(), 0) << c->Log();
+  EXPECT_EQ(d->Terminate(), 0) << d->Log();
 }
 
 }  // namespace

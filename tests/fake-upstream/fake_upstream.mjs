@@ -215,12 +215,33 @@ const DONE = 'data: [DONE]\n\n';
 
 // -------------------------------------------------------------- endpoints
 
+// The semantic cache's grey-band check (src/semantic/llm_verifier.cc): a last
+// message "Question 1: <JSON string>\nQuestion 2: <JSON string>\nSame answer...".
+// "yes" when both questions carry the same marker word (a word starting with
+// '#', like "#payroll", any case), else "no"; null for any other message.
+function verifyVerdict(text) {
+  const m = /^Question 1: (".*")\nQuestion 2: (".*")\nSame answer/.exec(text);
+  if (!m) return null;
+  let a;
+  let b;
+  try {
+    a = JSON.parse(m[1]);
+    b = JSON.parse(m[2]);
+  } catch {
+    return null;
+  }
+  const markers = (s) => new Set((String(s).match(/#[\p{L}\p{N}_-]+/gu) || []).map((w) => w.toLowerCase()));
+  const inA = markers(a);
+  for (const w of markers(b)) if (inA.has(w)) return 'yes';
+  return 'no';
+}
+
 function chatAnswer(body) {
   const messages = Array.isArray(body.messages) ? body.messages : [];
   const last = messages.length ? messages[messages.length - 1] : null;
   const lastText = contentText(last?.content);
   const h = requestHash(body);
-  const base = `echo: ${lastText} #${h}${revSuffix(body.model)}`;
+  const base = verifyVerdict(lastText) ?? `echo: ${lastText} #${h}${revSuffix(body.model)}`;
   let promptTokens = 0;
   for (const m of messages) promptTokens += 4 + words(contentText(m?.content));
   const n = Number.isInteger(body.n) && body.n > 0 ? Math.min(body.n, 16) : 1;

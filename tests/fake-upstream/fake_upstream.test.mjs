@@ -244,3 +244,19 @@ test('exits when its stdin pipe closes', T, async () => {
     }),
   );
 });
+
+test('answers the grey-band check by shared marker words', T, async () => {
+  const ask = async (a, b) => {
+    const content = `Question 1: ${JSON.stringify(a)}\nQuestion 2: ${JSON.stringify(b)}\nSame answer (yes or no)?`;
+    const r = await post('/v1/chat/completions', { model: 'judge', max_tokens: 2, messages: [{ role: 'system', content: 'x' }, { role: 'user', content }] });
+    assert.equal(r.status, 200);
+    return (await r.json()).choices[0].message.content;
+  };
+  assert.equal(await ask('reset my password #Account', 'how to reset a password #account'), 'yes');
+  assert.equal(await ask('reset my password #account', 'reset my username #profile'), 'no');
+  assert.equal(await ask('reset my password', 'how to reset a password'), 'no');
+  // Only the exact layout is a check; other messages are echoed as usual.
+  const echo = await post('/v1/chat/completions', chatBody('Question 1: "a"\nSame answer?'));
+  assert.match((await echo.json()).choices[0].message.content, /^echo: /);
+  assert.equal((await get('/__stats')).calls_by_model.judge, 3);
+});
