@@ -18,7 +18,7 @@ struct EngineBackendOptions {
   int threads = 1;        // compute threads
   uint32_t max_sequences = 8;                     // decoded together (continuous batching)
   uint64_t kv_ram_bytes = uint64_t{512} << 20;    // RAM pool of KV blocks (prefix cache)
-  std::string kv_disk_dir;                        // empty: no disk tier
+  std::string kv_disk_dir = {};                   // empty: no disk tier
   uint64_t kv_disk_bytes = uint64_t{4} << 30;     // disk tier bound
   bool serial = false;  // the one-request-at-a-time backend, without a prefix cache
 };
