@@ -331,6 +331,15 @@ std::string ChatBody(std::string_view prompt, bool stream, std::string_view mode
   return WithExtra(std::move(o), extra);
 }
 
+std::string SystemChatBody(std::string_view system, std::string_view question) {
+  boost::json::object body{
+      {"model", "llama3"},
+      {"messages", boost::json::array{
+                       boost::json::object{{"role", "system"}, {"content", system}},
+                       boost::json::object{{"role", "user"}, {"content", question}}}}};
+  return boost::json::serialize(body);
+}
+
 std::string CompletionBody(std::string_view prompt, bool stream, std::string_view model,
                            std::string_view extra) {
   boost::json::object o;

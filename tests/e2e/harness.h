@@ -105,6 +105,9 @@ std::vector<HttpResponse> Concurrently(int n, const std::function<HttpResponse(i
 // when true, plus the members of `extra` (a JSON object text, may be "").
 std::string ChatBody(std::string_view prompt, bool stream = false,
                      std::string_view model = "llama3", std::string_view extra = "");
+// {"model":"llama3","messages":[{"role":"system",...},{"role":"user",...}]}: one
+// question in one context (the semantic cache matches the question, keys the rest).
+std::string SystemChatBody(std::string_view system, std::string_view question);
 std::string CompletionBody(std::string_view prompt, bool stream = false,
                            std::string_view model = "llama3", std::string_view extra = "");
 

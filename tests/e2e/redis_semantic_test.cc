@@ -4,7 +4,6 @@
 // invalidating a document on B removes the answers built on it on A (from
 // A's index and from A's memory tier).
 #include <boost/json.hpp>
-
 #include <chrono>
 
 #include "e2e/fixture.h"
@@ -17,15 +16,6 @@ constexpr const char* kAdminToken = "redis-semantic-e2e-token";
 // As in redis_replicas_test.cc: what a replica did not cache itself can only
 // come from Redis.
 constexpr const char* kMemoryTierBytes = "262144";
-
-std::string HrChat(std::string_view system, std::string_view question) {
-  boost::json::object body{
-      {"model", "llama3"},
-      {"messages", boost::json::array{
-                       boost::json::object{{"role", "system"}, {"content", system}},
-                       boost::json::object{{"role", "user"}, {"content", question}}}}};
-  return boost::json::serialize(body);
-}
 
 class E2eRedisSemantic : public E2eTest {
  protected:
@@ -44,8 +34,8 @@ class E2eRedisSemantic : public E2eTest {
     po.upstream_url = upstream().url();
     po.data_dir = dir_.Sub("data-" + std::to_string(replicas_++));
     po.threads = 1;
-    po.extra_args = {"--store",      redis_.url(), "--memory-max",      kMemoryTierBytes,
-                     "--semantic",   "on",         "--admin-token-env", "LLMCACHE_E2E_ADMIN"};
+    po.extra_args = {"--store",    redis_.url(), "--memory-max",      kMemoryTierBytes,
+                     "--semantic", "on",         "--admin-token-env", "LLMCACHE_E2E_ADMIN"};
     po.env = {{"LLMCACHE_E2E_ADMIN", kAdminToken}};
     auto gw = std::make_unique<GatewayProcess>(po);
     if (!gw->Start()) {
@@ -79,7 +69,7 @@ class E2eRedisSemantic : public E2eTest {
 
 TEST_F(E2eRedisSemantic, ParaphraseOfAnAnswerCachedThroughOneReplicaIsASemanticHitOnTheOther) {
   const std::string hr = "You are the HR assistant of Example Corp.";
-  auto first = Chat(*a_, HrChat(hr, "How do I reset my password?"));
+  auto first = Chat(*a_, SystemChatBody(hr, "How do I reset my password?"));
   ASSERT_EQ(first.status, 200) << first.Describe();
   ASSERT_EQ(first.Cache(), "miss");
   const int64_t calls = upstream().ModelCalls();
@@ -95,14 +85,15 @@ TEST_F(E2eRedisSemantic, ParaphraseOfAnAnswerCachedThroughOneReplicaIsASemanticH
                                       std::chrono::steady_clock::now() - started)
                                       .count()));
 
-  auto para = Chat(*b_, HrChat(hr, "How can I reset my password?"));
+  auto para = Chat(*b_, SystemChatBody(hr, "How can I reset my password?"));
   ASSERT_EQ(para.status, 200) << para.Describe();
   EXPECT_EQ(para.Cache(), "semantic-hit") << b_->Log();
   EXPECT_EQ(ContentOf(para), ContentOf(first)) << "B serves A's answer from Redis";
   EXPECT_EQ(upstream().ModelCalls(), calls);
   // Another context stays a miss on B as it would on A.
-  EXPECT_EQ(Chat(*b_, HrChat("You are a travel agent.", "How can I reset my password?")).Cache(),
-            "miss");
+  EXPECT_EQ(
+      Chat(*b_, SystemChatBody("You are a travel agent.", "How can I reset my password?")).Cache(),
+      "miss");
   EXPECT_GE(Metric(*b_, "llmcache_semantic_replication_applied_total"), 1);
   EXPECT_GE(Metric(*a_, "llmcache_semantic_replication_appended_total"), 1);
   EXPECT_EQ(Metric(*a_, "llmcache_semantic_replication_degraded"), 0);
@@ -111,9 +102,9 @@ TEST_F(E2eRedisSemantic, ParaphraseOfAnAnswerCachedThroughOneReplicaIsASemanticH
 TEST_F(E2eRedisSemantic, InvalidatingADocumentOnOneReplicaRemovesItsAnswersOnTheOther) {
   const std::string sys = "Answer from the handbook.";
   const Headers docs = {{"x-llmcache-doc-hashes", "handbook-v1"}};
-  const std::string question = HrChat(sys, "How many vacation days do I get?");
+  const std::string question = SystemChatBody(sys, "How many vacation days do I get?");
   ASSERT_EQ(Chat(*a_, question, docs).Cache(), "miss");
-  ASSERT_EQ(Chat(*a_, HrChat(sys, "Where is the cafeteria?")).Cache(), "miss");
+  ASSERT_EQ(Chat(*a_, SystemChatBody(sys, "Where is the cafeteria?")).Cache(), "miss");
   // Held in A's memory tier now.
   ASSERT_EQ(Chat(*a_, question, docs).Cache(), "hit");
   ASSERT_TRUE(WaitFor([&] { return Metric(*b_, "llmcache_semantic_entries") >= 2; }, 10s))
@@ -131,7 +122,7 @@ TEST_F(E2eRedisSemantic, InvalidatingADocumentOnOneReplicaRemovesItsAnswersOnThe
   // Gone from A's memory tier too (B erased it from Redis), and from A's
   // index: neither the exact nor the semantic lookup finds it.
   EXPECT_EQ(Chat(*a_, question, docs).Cache(), "miss");
-  EXPECT_EQ(Chat(*a_, HrChat(sys, "Where is the cafeteria?")).Cache(), "hit");
+  EXPECT_EQ(Chat(*a_, SystemChatBody(sys, "Where is the cafeteria?")).Cache(), "hit");
 }
 
 }  // namespace

@@ -11,15 +11,6 @@ namespace {
 
 constexpr const char* kJudge = "judge";
 
-std::string Chat(std::string_view system, std::string_view question) {
-  boost::json::object body{
-      {"model", "llama3"},
-      {"messages", boost::json::array{
-                       boost::json::object{{"role", "system"}, {"content", system}},
-                       boost::json::object{{"role", "user"}, {"content", question}}}}};
-  return boost::json::serialize(body);
-}
-
 class E2eSemanticVerify : public E2eTest {
  protected:
   void SetUp() override {
@@ -45,7 +36,7 @@ class E2eSemanticVerify : public E2eTest {
   }
 
   HttpResponse Ask(std::string_view system, std::string_view question, const Headers& h = {}) {
-    return Post(gw_->port(), "/v1/chat/completions", Chat(system, question), h);
+    return Post(gw_->port(), "/v1/chat/completions", SystemChatBody(system, question), h);
   }
   std::string Metrics() { return Get(gw_->port(), "/metrics").body; }
   // Answers join the semantic cache off the request path.
@@ -75,9 +66,9 @@ TEST_F(E2eSemanticVerify, GreyBandCandidateHitsOnlyAfterAYesAndEachPairIsAskedOn
   ASSERT_EQ(first.status, 200) << first.Describe();
   ASSERT_EQ(first.Cache(), "miss");
   ASSERT_EQ(Ask(no_ctx, "How do I reset my password?").Cache(), "miss");
-  ASSERT_EQ(Ask(strict_ctx, "How do I reset my password?", {{"x-llmcache-namespace", "strict"}})
-                .Cache(),
-            "miss");
+  ASSERT_EQ(
+      Ask(strict_ctx, "How do I reset my password?", {{"x-llmcache-namespace", "strict"}}).Cache(),
+      "miss");
   ASSERT_TRUE(IndexHolds(3)) << gw_->Log();
   const int64_t answers = Calls("llama3");
   ASSERT_EQ(Calls(kJudge), 0);
@@ -101,10 +92,10 @@ TEST_F(E2eSemanticVerify, GreyBandCandidateHitsOnlyAfterAYesAndEachPairIsAskedOn
   EXPECT_EQ(Calls(kJudge), 2);
 
   // A namespace with semantic_verify: false keeps the plain threshold.
-  EXPECT_EQ(Ask(strict_ctx, "How can I reset my password #account?",
-                {{"x-llmcache-namespace", "strict"}})
-                .Cache(),
-            "miss");
+  EXPECT_EQ(
+      Ask(strict_ctx, "How can I reset my password #account?", {{"x-llmcache-namespace", "strict"}})
+          .Cache(),
+      "miss");
   EXPECT_EQ(Calls(kJudge), 2);
   // Only the two misses went upstream for an answer.
   EXPECT_EQ(Calls("llama3"), answers + 2);
@@ -115,8 +106,8 @@ TEST_F(E2eSemanticVerify, GreyBandCandidateHitsOnlyAfterAYesAndEachPairIsAskedOn
   EXPECT_EQ(MetricValue(m, "llmcache_semantic_verify_calls_total", {{"outcome", "error"}}), 0);
   EXPECT_GE(MetricValue(m, "llmcache_semantic_verify_memo_hits_total", {}).value_or(0), 1);
   EXPECT_EQ(MetricValue(m, "llmcache_semantic_verified_hits_total", {}), 2);
-  EXPECT_GE(MetricValue(m, "llmcache_semantic_refusals_total", {{"reason", "verifier"}}).value_or(0),
-            1);
+  EXPECT_GE(
+      MetricValue(m, "llmcache_semantic_refusals_total", {{"reason", "verifier"}}).value_or(0), 1);
 }
 
 TEST_F(E2eSemanticVerify, AFailingJudgeIsAMissNeverAnError) {
