@@ -1,27 +1,28 @@
 // The llmcache command line. Subcommands grow here: serve today; embed,
 // generate, engine, warm, calibrate, eval as their modules land.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
-
 #include "app/config.h"
-#include "gateway/gateway.h"
-#include "store/redis_flight.h"
-#include "llmcache/lexical_guard.h"
-#include "llmcache/semantic_cache.h"
 #include "engine/generate_command.h"
+#include "engine/server/engine_metrics.h"
 #include "engine/server/engine_upstream.h"
 #include "engine/server/serve_command.h"
+#include "gateway/gateway.h"
+#include "llmcache/lexical_guard.h"
+#include "llmcache/semantic_cache.h"
+#include "semantic/calibrate.h"
 #include "semantic/embed_command.h"
-#include "semantic/warm.h"
 #include "semantic/eval.h"
 #include "semantic/llm_verifier.h"
-#include "semantic/calibrate.h"
 #include "semantic/redis_replication.h"
+#include "semantic/warm.h"
+#include "store/redis_flight.h"
 
 namespace llmcache::app {
 namespace {
@@ -62,8 +63,8 @@ Result<std::shared_ptr<PairVerifier>> VerifierFor(const ServeConfig& config) {
 }
 
 // The semantic cache under <data-dir>/semantic, with the lexical guard.
-Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& config,
-                                                            const semantic::EmbedderChoice& choice) {
+Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(
+    const ServeConfig& config, const semantic::EmbedderChoice& choice) {
   auto embedder = semantic::MakeEmbedder(choice);
   if (!embedder) return Err(embedder.error());
   auto guard = NewLexicalGuard(LexicalGuardOptions{});
@@ -76,6 +77,7 @@ Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& c
   if (!verifier) return Err(verifier.error());
   so.verifier = std::move(*verifier);
   if (config.semantic_verify_grey_band) so.grey_band = *config.semantic_verify_grey_band;
+  so.overrule_content_words = config.semantic_verify_overrule_content_words;
   if (config.semantic_threshold) {
     // A stricter (or looser) global threshold moves the short-query one along.
     double shift = so.thresholds.short_threshold - so.thresholds.threshold;
@@ -109,6 +111,16 @@ Result<std::shared_ptr<SemanticCache>> OpenSemanticCacheFor(const ServeConfig& c
 
 int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cmd,
           const semantic::EmbedderChoice& embedder, const engine::EngineRuntimeOptions& engine) {
+  // Block the stop signals before any thread starts (RocksDB's background
+  // threads, the engine's workers, the semantic replication threads): threads
+  // inherit the mask, and a stop signal delivered to a thread that does not
+  // block it would kill the process instead of reaching the sigwait below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   // Flags win over the config file: re-apply the ones given explicitly.
   ServeConfig flags = config;
   if (!config_file.empty()) {
@@ -129,7 +141,8 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
   if (cmd.count("--admin-token-env")) config.gateway.admin_token = flags.gateway.admin_token;
   if (cmd.count("--semantic")) config.semantic = flags.semantic;
   if (cmd.count("--semantic-threshold")) config.semantic_threshold = flags.semantic_threshold;
-  if (cmd.count("--semantic-verify-model")) config.semantic_verify.model = flags.semantic_verify.model;
+  if (cmd.count("--semantic-verify-model"))
+    config.semantic_verify.model = flags.semantic_verify.model;
   Status s = FinalizeConfig(config);
   if (!s.ok()) {
     std::cerr << "llmcache: " << s.ToString() << "\n";
@@ -196,19 +209,15 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
     }
     engine_api = *api;
     upstream_factory = engine::MakeEngineUpstreamFactory(engine_api);
+    config.gateway.register_metrics = [engine_api](metrics::Registry& r) {
+      engine::RegisterEngineMetrics(r, engine_api);
+    };
   }
   auto gw = gateway::Gateway::Create(config.gateway, std::move(store), nullptr, upstream_factory);
   if (!gw) {
     std::cerr << "llmcache: " << gw.error().ToString() << "\n";
     return 2;
   }
-
-  // Block the stop signals before any thread starts, then wait for them here.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
   s = (*gw)->Start();
   if (!s.ok()) {
@@ -232,7 +241,7 @@ int Serve(ServeConfig config, const std::string& config_file, const CLI::App& cm
             << "/v1 ; metrics at /metrics\n"
             << std::flush;
   int sig = 0;
-  sigwait(&set, &sig);
+  sigwait(&stop_signals, &sig);
   spdlog::info("signal {}: stopping", sig);
   if (engine_api) engine_api->Shutdown();  // before the event loops it reports to stop
   (*gw)->Stop();
@@ -273,14 +282,16 @@ int main(int argc, char** argv) {
   std::string admin_token_env;
   auto* serve = app.add_subcommand("serve", "Run the OpenAI-compatible caching gateway");
   serve->add_option("--listen", config.listen, "HOST:PORT to listen on")->capture_default_str();
-  auto* upstream_flag = serve->add_option("--upstream", config.gateway.upstream_url,
-                                          "Upstream base URL, like an OpenAI client's base_url")
+  auto* upstream_flag = serve
+                            ->add_option("--upstream", config.gateway.upstream_url,
+                                         "Upstream base URL, like an OpenAI client's base_url")
                             ->capture_default_str();
   serve->add_option("--data-dir", config.data_dir, "Directory of the persistent store")
       ->capture_default_str();
-  serve->add_option("--store", config.store,
-                    "Store below the memory tier: embedded, redis://[:PASSWORD@]HOST:PORT[/DB] or "
-                    "redis-sentinel://HOST:PORT,HOST:PORT/MASTER_NAME")
+  serve
+      ->add_option("--store", config.store,
+                   "Store below the memory tier: embedded, redis://[:PASSWORD@]HOST:PORT[/DB] or "
+                   "redis-sentinel://HOST:PORT,HOST:PORT/MASTER_NAME")
       ->capture_default_str();
   serve->add_option("--store-password-env", config.store_password_env,
                     "Environment variable holding the Redis password");
@@ -303,8 +314,9 @@ int main(int argc, char** argv) {
                     "(through the upstream unless semantic_verify.url is configured)");
   llmcache::app::AddEmbedderChoiceFlags(serve, serve_embedder, "--embedder-model-dir");
   llmcache::engine::EngineRuntimeOptions serve_engine;
-  serve->add_option("--model", serve_engine.model,
-                    "GGUF model to run in-process as the upstream (instead of --upstream)")
+  serve
+      ->add_option("--model", serve_engine.model,
+                   "GGUF model to run in-process as the upstream (instead of --upstream)")
       ->excludes(upstream_flag);
   llmcache::engine::AddEngineRuntimeFlags(serve, serve_engine, "--engine-threads");
   llmcache::engine::EngineServeOptions engine_serve_options;
@@ -347,8 +359,10 @@ int main(int argc, char** argv) {
   eval->add_option("--model-dir", eval_options.model_dir, "use-lite model package directory");
   eval->add_option("--holdout", eval_options.holdout_fraction, "Share of intents held out")
       ->capture_default_str();
-  eval->add_option("--seed", eval_options.seed, "Seed of the hold-out choice")->capture_default_str();
-  eval->add_option("--thresholds", eval_options.thresholds, "Thresholds to sweep (default 0.60..0.95)");
+  eval->add_option("--seed", eval_options.seed, "Seed of the hold-out choice")
+      ->capture_default_str();
+  eval->add_option("--thresholds", eval_options.thresholds,
+                   "Thresholds to sweep (default 0.60..0.95)");
   eval->add_option("--split", eval_options.split, "Only the tune or the test half of the families");
   eval->add_option_function<size_t>(
       "--max-inserted", [&](const size_t& v) { eval_options.max_inserted_words = v; },
@@ -364,14 +378,21 @@ int main(int argc, char** argv) {
   eval->add_option_function<double>(
       "--grey-band", [&](const double& v) { eval_options.grey_band = v; },
       "With --verifier: width of the band below θ that is checked (default 0.10)");
+  eval->add_flag("--overrule-content-words", eval_options.overrule_content_words,
+                 "With --verifier: it decides content-word refusals at or above θ");
+  eval->add_option("--thesaurus", eval_options.thesaurus_path,
+                   "Guard: a MyThes thesaurus (th_en_US_v2.dat) as an extra synonym source");
+  eval->add_flag("--thesaurus-similar", eval_options.thesaurus_similar_terms,
+                 "Guard: also the thesaurus' similar terms");
   llmcache::semantic::CalibrateCommandOptions calibrate_options;
   auto* calibrate = app.add_subcommand(
       "calibrate", "Pick the semantic threshold for a target false-hit rate from labelled pairs");
-  calibrate->add_option("pairs", calibrate_options.pairs_path,
-                        "JSONL {\"a\",\"b\",\"same\",\"lang\",\"kind\"}")
+  calibrate
+      ->add_option("pairs", calibrate_options.pairs_path,
+                   "JSONL {\"a\",\"b\",\"same\",\"lang\",\"kind\"}")
       ->required();
-  calibrate->add_option("--max-false-hit", calibrate_options.max_false_hit,
-                        "Target false-hit rate")->capture_default_str();
+  calibrate->add_option("--max-false-hit", calibrate_options.max_false_hit, "Target false-hit rate")
+      ->capture_default_str();
   calibrate->add_option("--model-dir", calibrate_options.model_dir,
                         "use-lite model package directory");
   for (auto* cmd : {eval, calibrate}) {
@@ -388,7 +409,8 @@ int main(int argc, char** argv) {
   if (*engine_serve) {
     return llmcache::engine::RunEngineServe(engine_serve_options, std::cout, std::cerr);
   }
-  if (*embed) return llmcache::semantic::RunEmbedCommand(embed_options, std::cin, std::cout, std::cerr);
+  if (*embed)
+    return llmcache::semantic::RunEmbedCommand(embed_options, std::cin, std::cout, std::cerr);
   if (*warm) {
     if (!warm_api_key_env.empty()) {
       const char* k = std::getenv(warm_api_key_env.c_str());
@@ -400,6 +422,7 @@ int main(int argc, char** argv) {
     const char* t = std::getenv(admin_token_env.c_str());
     if (t) config.gateway.admin_token = t;
   }
-  if (*serve) return llmcache::app::Serve(config, config_file, *serve, serve_embedder, serve_engine);
+  if (*serve)
+    return llmcache::app::Serve(config, config_file, *serve, serve_embedder, serve_engine);
   return 0;
 }

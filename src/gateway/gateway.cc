@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <condition_variable>
+#include <cstring>
 #include <shared_mutex>
 #include <thread>
-#include <cstring>
 #include <unordered_map>
 
 #include "common/hash.h"
@@ -344,6 +344,7 @@ class Gateway::Impl {
     bad_requests_ = &registry_.AddCounter("llmcache_bad_requests_total",
                                           "Requests refused as invalid", {"reason"});
     if (options_.semantic) RegisterSemanticMetrics();
+    if (options_.register_metrics) options_.register_metrics(registry_);
     if (options_.store_health) {
       registry_.AddCallbackGauge("llmcache_store_degraded",
                                  "1 while the remote store is unusable (the cache fails open)",
@@ -373,8 +374,8 @@ class Gateway::Impl {
   }
 
   void RegisterSemanticMetrics() {
-    semantic_hits_ = &registry_.AddCounter(
-        "llmcache_semantic_hits_total", "Requests answered with the answer to a paraphrase");
+    semantic_hits_ = &registry_.AddCounter("llmcache_semantic_hits_total",
+                                           "Requests answered with the answer to a paraphrase");
     semantic_refusals_ = &registry_.AddCounter(
         "llmcache_semantic_refusals_total",
         "Semantic lookups without a hit, by the first reason (guard_* = the lexical guard)",
@@ -428,9 +429,10 @@ class Gateway::Impl {
     registry_.AddCallbackCounter("llmcache_semantic_replication_applied_total",
                                  "Other replicas' semantic cache changes applied here",
                                  stat(&SemanticCacheStats::replication_applied));
-    registry_.AddCallbackCounter("llmcache_semantic_replication_dropped_total",
-                                 "Changes not shared: the stream was unreachable and the queue full",
-                                 stat(&SemanticCacheStats::replication_dropped));
+    registry_.AddCallbackCounter(
+        "llmcache_semantic_replication_dropped_total",
+        "Changes not shared: the stream was unreachable and the queue full",
+        stat(&SemanticCacheStats::replication_dropped));
     registry_.AddCallbackCounter("llmcache_semantic_replication_gaps_total",
                                  "Stream changes lost before this replica read them (trimmed or "
                                  "flushed)",
@@ -518,13 +520,17 @@ class Gateway::Impl {
     if (path == "/healthz") {
       // A degraded store still serves (the cache fails open): 200 either way,
       // so a load balancer keeps the replica, and the body says why.
-      if (options_.store_health && options_.store_health->degraded()) {
-        boost::json::object o{{"status", "degraded"},
-                              {"store", options_.store_health->detail()}};
-        co_await w.Send(JsonResponse(req, 200, boost::json::serialize(o)));
-      } else {
-        co_await w.Send(JsonResponse(req, 200, R"({"status":"ok"})"));
+      // The semantic stream counts too: while it is down this replica neither
+      // shares its semantic entries nor sees the others'.
+      boost::json::object o{{"status", "ok"}};
+      if (options_.store_health && options_.store_health->degraded())
+        o["store"] = options_.store_health->detail();
+      if (options_.semantic) {
+        SemanticCacheStats s = options_.semantic->Stats();
+        if (s.replicated && s.replication_degraded) o["semantic_stream"] = s.replication_detail;
       }
+      if (o.size() > 1) o["status"] = "degraded";
+      co_await w.Send(JsonResponse(req, 200, boost::json::serialize(o)));
       co_return;
     }
     if (path == "/metrics") {
@@ -660,9 +666,7 @@ class Gateway::Impl {
 
     if (options_.semantic && (c.policy.lookup || c.policy.store)) {
       c.semantic = PrepareSemantic(c, nsp, revision);
-      if (c.policy.lookup && c.semantic->eligible &&
-          co_await TrySemanticHit(c, req, w))
-        co_return;
+      if (c.policy.lookup && c.semantic->eligible && co_await TrySemanticHit(c, req, w)) co_return;
     }
 
     UpstreamRequest ureq = BuildUpstreamRequest(c, req);
@@ -863,8 +867,8 @@ class Gateway::Impl {
 
   // The head of a non-stream hit, written by hand: what Beast would write
   // for the same fields, without building a field list per hit.
-  static std::string HitHead(const RequestContext& c, int status, unsigned version,
-                             bool keep_alive, std::string_view age, size_t content_length) {
+  static std::string HitHead(const RequestContext& c, int status, unsigned version, bool keep_alive,
+                             std::string_view age, size_t content_length) {
     std::string h;
     h.reserve(192 + c.key.size());
     h += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -935,9 +939,7 @@ class Gateway::Impl {
     e->ttl_ms = c.ttl_ms;
     e->ttl_fixed = c.ttl_fixed;
     e->http_status = static_cast<int>(status);
-    Usage u = usage                ? *usage
-              : events.empty()     ? ExtractUsage(body)
-                                   : ExtractUsageFromStream(events);
+    Usage u = usage ? *usage : events.empty() ? ExtractUsage(body) : ExtractUsageFromStream(events);
     e->prompt_tokens = u.prompt_tokens;
     e->completion_tokens = u.completion_tokens;
     e->body = std::move(body);
@@ -1002,8 +1004,8 @@ class Gateway::Impl {
     if (leader) {
       c.shared_token = std::move(claim->token);
     } else {
-      Status waited = co_await WaitForSharedLeader(shared, c.key,
-                                                   options_.shared_flight_timeout_ms, pending_);
+      Status waited =
+          co_await WaitForSharedLeader(shared, c.key, options_.shared_flight_timeout_ms, pending_);
       if (!waited.ok()) {
         shared_flights_->With({waited.code() == StatusCode::kTimeout ? "timeout" : "unavailable"})
             .Inc();
@@ -1089,8 +1091,7 @@ class Gateway::Impl {
       if (flight_) flight_->AppendEvents(fresh);
       // [DONE] is held back until the answer is stored (CallUpstream).
       if (client_ok_ && !fresh.empty()) {
-        client_ok_ =
-            co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon.include_usage, false));
+        client_ok_ = co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon.include_usage, false));
       }
       recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()),
                        std::make_move_iterator(fresh.end()));
@@ -1101,6 +1102,16 @@ class Gateway::Impl {
       for (const auto& [k, v] : headers_) {
         if (!SkipInResponse(k)) h.set(k, v);
       }
+    }
+
+    // What followers relay along with the body (content type aside): what a
+    // client needs to act on an error such as a 429's Retry-After.
+    Flight::Headers RelayHeaders() const {
+      Flight::Headers out;
+      for (const auto& [k, v] : headers_) {
+        if (!SkipInResponse(k) && !http::beast::iequals(k, "content-type")) out.emplace_back(k, v);
+      }
+      return out;
     }
 
     Impl& gw_;
@@ -1197,7 +1208,7 @@ class Gateway::Impl {
       co_await Store(c, entry);
     }
     if (flight) {
-      flight->SetHead(status, sink.content_type_, false);
+      flight->SetHead(status, sink.content_type_, false, sink.RelayHeaders());
       flight->Finish(sink.body_);
     }
     if (ok && c.canon.stream) {
@@ -1240,6 +1251,11 @@ class Gateway::Impl {
     const char* result = v.from_cache ? "hit" : c.policy.lookup ? "miss" : "bypass";
     auto send_plain = [&](unsigned status, std::string body) -> awaitable<void> {
       Response res{static_cast<bhttp::status>(status), req.version()};
+      // The leader's client got the upstream's headers; so do its followers
+      // (unless the answer is the gateway's own 502).
+      if (status == v.status) {
+        for (const auto& [k, val] : v.headers) res.set(k, val);
+      }
       res.set(bhttp::field::content_type, "application/json");
       SetCacheHeaders(res.base(), c, result);
       res.keep_alive(req.keep_alive());
@@ -1459,12 +1475,13 @@ class Gateway::Impl {
     }
     uint64_t erased = 0;
     for (const auto& k : *keys) {
-      if (store_->Erase(k).ok()) ++erased;
-      else store_errors_->With({"erase"}).Inc();
+      if (store_->Erase(k).ok())
+        ++erased;
+      else
+        store_errors_->With({"erase"}).Inc();
     }
-    boost::json::object o{{"doc_hash", h->as_string()},
-                          {"invalidated", keys->size()},
-                          {"erased", erased}};
+    boost::json::object o{
+        {"doc_hash", h->as_string()}, {"invalidated", keys->size()}, {"erased", erased}};
     return JsonResponse(req, 200, boost::json::serialize(o));
   }
 

@@ -15,11 +15,12 @@ void Flight::WakeLocked() {
   waiters_.clear();
 }
 
-void Flight::SetHead(unsigned status, std::string content_type, bool stream) {
+void Flight::SetHead(unsigned status, std::string content_type, bool stream, Headers headers) {
   std::lock_guard lock(mu_);
   head_known_ = true;
   status_ = status;
   content_type_ = std::move(content_type);
+  headers_ = std::move(headers);
   stream_ = stream;
   WakeLocked();
 }
@@ -68,6 +69,7 @@ http::awaitable<Flight::View> Flight::Next(size_t& seen, bool want_events) {
         v.status = status_;
         v.stream = stream_;
         v.content_type = content_type_;
+        v.headers = headers_;
         if (want_events || state_ != State::kRunning) {
           v.events.assign(events_.begin() + static_cast<std::ptrdiff_t>(seen), events_.end());
           seen = events_.size();

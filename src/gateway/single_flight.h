@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gateway/store_await.h"
@@ -25,6 +26,7 @@ namespace llmcache::gateway {
 class Flight {
  public:
   enum class State { kRunning, kDone, kFailed };
+  using Headers = std::vector<std::pair<std::string, std::string>>;
 
   // What a follower has been able to read so far.
   struct View {
@@ -33,13 +35,14 @@ class Flight {
     unsigned status = 0;
     bool stream = false;  // the leader relays an SSE stream
     std::string content_type;
+    Headers headers;  // the upstream's end-to-end headers (Retry-After, rate limits)
     std::vector<std::string> events;  // new SSE payloads since the last read
     std::string body;                 // whole body, once done (non-stream)
     bool from_cache = false;          // the answer came from the store, not the upstream
   };
 
   // Leader side. Each call wakes the followers.
-  void SetHead(unsigned status, std::string content_type, bool stream);
+  void SetHead(unsigned status, std::string content_type, bool stream, Headers headers = {});
   void AppendEvents(const std::vector<std::string>& events);
   // Success (any HTTP status); body empty for streams. from_cache: the
   // leader found the answer in the store (another replica's) after all.
@@ -63,6 +66,7 @@ class Flight {
   unsigned status_ = 0;
   bool stream_ = false;
   std::string content_type_;
+  Headers headers_;
   std::vector<std::string> events_;
   std::string body_;
   bool from_cache_ = false;

@@ -6,6 +6,7 @@
 // posts.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -26,24 +27,27 @@ namespace llmcache::gateway {
 // a late callback would post to a destroyed io_context.
 class PendingCalls {
  public:
-  void Add() {
-    std::lock_guard lock(mu_);
-    ++n_;
-  }
+  // Every store call passes through here, from every event loop thread: the
+  // count is atomic, and only the call that brings it to zero takes the lock.
+  void Add() { n_.fetch_add(1, std::memory_order_relaxed); }
   void Done() {
-    std::lock_guard lock(mu_);
-    if (--n_ == 0) idle_.notify_all();
+    if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Under the lock, so a WaitIdle between its check and its wait cannot
+      // miss the notification.
+      std::lock_guard lock(mu_);
+      idle_.notify_all();
+    }
   }
   // Bounded by the stores' own timeouts (every callback runs exactly once).
   void WaitIdle() {
     std::unique_lock lock(mu_);
-    idle_.wait(lock, [this] { return n_ == 0; });
+    idle_.wait(lock, [this] { return n_.load(std::memory_order_acquire) == 0; });
   }
 
  private:
   std::mutex mu_;
   std::condition_variable idle_;
-  int64_t n_ = 0;
+  std::atomic<int64_t> n_{0};
 };
 
 namespace detail {
@@ -97,7 +101,7 @@ http::awaitable<R> AwaitCallback(PendingCalls& pending, Start start) {
     auto ex = net::get_associated_executor(handler);
     auto h = std::make_shared<decltype(handler)>(std::move(handler));
     std::function<void(R)> resume = [h, ex](R r) {
-      net::post(ex, [h, r = std::move(r)]() mutable { std::move(*h)(std::move(r)); });
+      net::post(ex, [h, r = std::move(r)]() mutable { std::move (*h)(std::move(r)); });
     };
     std::unique_lock lock(slot->mu);
     if (slot->result) {
@@ -113,7 +117,7 @@ http::awaitable<R> AwaitCallback(PendingCalls& pending, Start start) {
   // no named awaitable is moved into one: GCC 12 may destroy such objects
   // twice.
   R r = co_await net::async_initiate<decltype(net::use_awaitable), void(R)>(std::move(initiation),
-                                                                           net::use_awaitable);
+                                                                            net::use_awaitable);
   co_return r;
 }
 

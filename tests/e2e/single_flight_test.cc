@@ -172,6 +172,21 @@ TEST_F(E2eSingleFlight, FailedLeaderFailsFollowersAndStoresNothing) {
   EXPECT_EQ(upstream().Calls(), calls + 1) << "the failed answer was cached";
 }
 
+TEST_F(E2eSingleFlight, FollowersOfARateLimitedLeaderGetItsRetryAfter) {
+  ASSERT_TRUE(upstream().Config(R"({"latency_ms":500,"fault":"429"})"));
+  auto gw = StartGateway();
+  ASSERT_TRUE(gw);
+  std::string p = UniquePrompt("rate limited leader");
+  auto results = Concurrently(
+      10, [&](int) { return Post(gw->port(), "/v1/chat/completions", ChatBody(p), {}, 5s); });
+  for (const auto& r : results) {
+    EXPECT_EQ(r.status, 429) << r.Describe();
+    EXPECT_EQ(r.Header("retry-after"), "1") << r.Describe();
+  }
+  ExpectConsistentFlights(*gw, upstream().Calls());
+  EXPECT_EQ(gw->Entries(), 0);
+}
+
 TEST_F(E2eSingleFlight, BrokenLeaderStreamFailsFollowersAndStoresNothing) {
   ASSERT_TRUE(upstream().Config(R"({"latency_ms":500,"fault":"break_stream"})"));
   auto gw = StartGateway();
@@ -179,7 +194,8 @@ TEST_F(E2eSingleFlight, BrokenLeaderStreamFailsFollowersAndStoresNothing) {
   std::string p = UniquePrompt("broken leader");
   // The leader is a stream (sent first); followers of both kinds join it.
   HttpResponse leader;
-  std::thread t([&] { leader = Post(gw->port(), "/v1/chat/completions", ChatBody(p, true), {}, 5s); });
+  std::thread t(
+      [&] { leader = Post(gw->port(), "/v1/chat/completions", ChatBody(p, true), {}, 5s); });
   bool leading = WaitFor([&] { return upstream().Calls() == 1; }, 5s, 5ms);
   auto results = Concurrently(16, [&](int i) {
     return Post(gw->port(), "/v1/chat/completions", ChatBody(p, i % 2 == 0), {}, 5s);
