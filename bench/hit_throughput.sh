@@ -56,6 +56,14 @@ GW_HEAD=$(curl -fsS -D - -o /dev/null -H 'Content-Type: application/json' --data
 NG_HEAD=$(curl -fsS -D - -o /dev/null "$NG_URL" | wc -c)
 log "response header bytes: gateway $GW_HEAD, nginx $NG_HEAD"
 
+# PIN_SERVER_CPU / PIN_WRK_CPU: give the server and wrk a core each, so the
+# two never preempt each other (what a load balancer and a server on
+# separate machines see).
+if [[ -n "${PIN_SERVER_CPU:-}" ]]; then
+  taskset -a -p -c "$PIN_SERVER_CPU" "$GW_REAL_PID" >/dev/null
+  for p in $NGINX_MASTER $(pgrep -P "$NGINX_MASTER"); do taskset -a -p -c "$PIN_SERVER_CPU" "$p" >/dev/null; done
+fi
+
 server_pids() { # the processes whose CPU time we account to a server
   case "$1" in
     gw) echo "$GW_REAL_PID" ;;

@@ -268,7 +268,9 @@ run_wrk() {
   for a in "$@"; do
     if [[ "$a" =~ ^-d([0-9]+)s?$ ]]; then dur="${BASH_REMATCH[1]}"; fi
   done
-  timeout $((dur + 60)) wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+  local pin=()
+  [[ -n "${PIN_WRK_CPU:-}" ]] && pin=(taskset -c "$PIN_WRK_CPU")
+  timeout $((dur + 60)) "${pin[@]}" wrk "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
   # CPU seconds of wrk (the only child this subshell has waited for so far).
   # (`times` must not run in a pipeline: that subshell has no children.)
   times >"$out.times"
