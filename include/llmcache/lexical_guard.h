@@ -29,6 +29,12 @@ struct GuardVerdict {
   // than by WordNet). The caller should then demand this much more embedding
   // similarity than its threshold. 0 on a strict pass and on refusals.
   double threshold_raise = 0;
+  // A refusal that rests only on content words present on one side that no
+  // synonym source relates ("PTO" vs "paid leave"): numbers, names,
+  // negation, order and question words all agreed. A stronger judge (the
+  // grey-band LLM check, SemanticCacheOptions::overrule_content_words) may
+  // decide such a candidate; every other refusal is final.
+  bool overrulable = false;
 };
 
 // Thread-safe; Check is const and may run from any thread.
@@ -78,6 +84,16 @@ struct LexicalGuardOptions {
   double min_word_similarity = 0.8;
   // GuardVerdict::threshold_raise of a loose pass (either rule above).
   double loose_threshold_raise = 0.0;
+
+  // An extra synonym source: a MyThes thesaurus .dat file (LibreOffice's,
+  // Debian mythes-en-us). Only the plain single-word terms of a word's first
+  // senses count, never for names, numbers or units, and never against a
+  // WordNet antonym. Empty (the default): off. Measured on the dev set it
+  // adds no hit, since the file is derived from WordNet itself
+  // (docs/semantic-eval.md).
+  std::string thesaurus_path;
+  // Also take its "(similar term)" entries (adjective clusters).
+  bool thesaurus_similar_terms = false;
 };
 
 // NotFound / Corruption when a resource is missing or unreadable. Loading

@@ -122,6 +122,14 @@ struct SemanticCacheOptions {
   // With a verifier: candidates in [threshold - grey_band, threshold) are
   // asked about. 0 disables the band.
   double grey_band = 0.10;
+  // With a verifier: a candidate at or above its threshold that the guard
+  // refused only for unmatched content words (GuardVerdict::overrulable;
+  // never numbers, names, negation or order) is asked about instead, and the
+  // verifier decides. Its answers do not move learned thresholds (those
+  // describe candidates that passed the guard). Off by default: it trades
+  // verifier calls and the verifier's own errors for hits
+  // (docs/semantic-eval.md).
+  bool overrule_content_words = false;
   // Share of a verified-correct candidate population above the entry's own
   // threshold that may be wrong: bounds how far learned thresholds may fall.
   double target_error_rate = 0.01;
@@ -235,7 +243,8 @@ struct SemanticCacheStats {
   // a Redis stream; all zero otherwise): changes this replica appended and
   // remote changes it applied, changes lost while the log was unreachable
   // (queue full), gaps (the log was trimmed past this replica or lost),
-  // failed log calls, and whether the log is unreachable right now.
+  // failed log calls, and whether the log is unreachable right now (then
+  // replication_detail names the log and the last error, for /healthz).
   bool replicated = false;
   uint64_t replication_appended = 0;
   uint64_t replication_applied = 0;
@@ -243,6 +252,7 @@ struct SemanticCacheStats {
   uint64_t replication_gaps = 0;
   uint64_t replication_errors = 0;
   bool replication_degraded = false;
+  std::string replication_detail;
 };
 
 struct SemanticMaintainResult {

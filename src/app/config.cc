@@ -93,13 +93,16 @@ Status ApplySemanticVerify(const YAML::Node& n, SemanticVerifyEndpoint& e, Serve
     else if (k == "url") e.url = kv.second.as<std::string>();
     else if (k == "api_key_env") e.api_key_env = kv.second.as<std::string>();
     else if (top && k == "grey_band") top->semantic_verify_grey_band = kv.second.as<double>();
+    else if (top && k == "overrule_content_words")
+      top->semantic_verify_overrule_content_words = kv.second.as<bool>();
     else if (top && k == "timeout") {
       auto t = Scalar(kv.second, "timeout", ParseDurationMs);
       if (!t) return t.error();
       top->semantic_verify_timeout_ms = *t;
     } else {
-      return Status::InvalidArgument("unknown semantic_verify setting: " + k +
-                                     (top ? "" : " (grey_band and timeout are global)"));
+      return Status::InvalidArgument(
+          "unknown semantic_verify setting: " + k +
+          (top ? "" : " (grey_band, timeout and overrule_content_words are global)"));
     }
   }
   return Status::OK();

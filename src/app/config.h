@@ -52,6 +52,10 @@ struct ServeConfig {
   SemanticVerifyEndpoint semantic_verify;
   std::optional<double> semantic_verify_grey_band;  // unset: the cache's default
   int64_t semantic_verify_timeout_ms = 2'000;
+  // `semantic_verify: {overrule_content_words: true}`: the check also decides
+  // candidates at or above the threshold that the guard refused only for
+  // unmatched content words (SemanticCacheOptions::overrule_content_words).
+  bool semantic_verify_overrule_content_words = false;
   // Per namespace: an endpoint of its own (what it leaves out comes from
   // semantic_verify), or enabled = false.
   std::map<std::string, SemanticVerifyEndpoint> semantic_verify_namespaces;

@@ -135,7 +135,8 @@ TEST(ConfigTest, SemanticVerifyGlobalAndPerNamespace) {
   std::string path = ::testing::TempDir() + "/llmcache_config_verify.yaml";
   std::ofstream(path) << "upstream: http://127.0.0.1:9/v1\n"
                          "semantic: on\n"
-                         "semantic_verify: {model: judge, grey_band: 0.2, timeout: 500ms}\n"
+                         "semantic_verify: {model: judge, grey_band: 0.2, timeout: 500ms,"
+                         " overrule_content_words: true}\n"
                          "namespaces:\n"
                          "  legal: {semantic_verify: false}\n"
                          "  faq:\n"
@@ -148,6 +149,7 @@ TEST(ConfigTest, SemanticVerifyGlobalAndPerNamespace) {
   EXPECT_EQ(c.semantic_verify.model, "judge");
   EXPECT_DOUBLE_EQ(*c.semantic_verify_grey_band, 0.2);
   EXPECT_EQ(c.semantic_verify_timeout_ms, 500);
+  EXPECT_TRUE(c.semantic_verify_overrule_content_words);
   EXPECT_FALSE(c.semantic_verify_namespaces["legal"].enabled);
   EXPECT_EQ(*c.gateway.namespaces["faq"].ttl_ms, 7 * 86'400'000) << "other settings still apply";
 

@@ -34,6 +34,11 @@ std::string Fixed(double x, int digits) {
   return buf;
 }
 
+// Questions the verifier got, answered by it or by the cache's memo.
+uint64_t VerifierAsks(const SemanticCacheStats& s) {
+  return s.verifier_calls + s.verifier_cache_hits;
+}
+
 // Intents to hold out: per family, a seeded shuffle; a share of them, at
 // least one when the family has siblings, never all of a family's intents.
 std::set<std::string> HeldOutIntents(const std::vector<EvalItem>& items, double fraction,
@@ -214,9 +219,11 @@ Result<EvalReport> RunEval(const std::vector<EvalItem>& items, const EvalOptions
       for (const std::string& l : langs) by_lang[l] = new_row(l);
       for (size_t i : queries) {
         SemanticQuery q = query_of(i);
+        const uint64_t asked_before = m.verifier ? VerifierAsks((*cache)->Stats()) : 0;
         SemanticLookup r = (*cache)->Lookup(&q, ov);
         EvalRow& row = by_lang[items[i].lang];
         ++row.queries;
+        if (m.verifier) row.verifier_asks += VerifierAsks((*cache)->Stats()) - asked_before;
         const bool cached = seed_of.count(items[i].intent) > 0;
         row.paraphrase_queries += cached;
         if (cached && (!r.hit || r.hit->exact_key != items[i].intent)) {
@@ -237,6 +244,7 @@ Result<EvalReport> RunEval(const std::vector<EvalItem>& items, const EvalOptions
         all.true_hits += row.true_hits;
         all.false_hits += row.false_hits;
         for (const auto& [reason, n] : row.paraphrase_misses) all.paraphrase_misses[reason] += n;
+        all.verifier_asks += row.verifier_asks;
       }
       report.rows.push_back(all);
       for (const auto& [l, row] : by_lang) report.rows.push_back(row);
@@ -275,6 +283,19 @@ std::string EvalMarkdown(const EvalReport& report) {
       out += " " + reason + " " + std::to_string(n);
     out += " |\n";
   }
+  bool verified = false;
+  for (const EvalRow& r : report.rows) verified |= r.mode.find("verifier") != std::string::npos;
+  if (verified) {
+    out +=
+        "\nQuestions put to the verifier (all languages):\n\n| mode | θ | asked | per query "
+        "|\n|---|---|---|---|\n";
+    for (const EvalRow& r : report.rows) {
+      if (r.lang != "all" || r.mode.find("verifier") == std::string::npos) continue;
+      out += "| " + r.mode + " | " + Fixed(r.threshold, 3) + " | " +
+             std::to_string(r.verifier_asks) + " | " +
+             Fixed(r.queries ? double(r.verifier_asks) / r.queries : 0, 3) + " |\n";
+    }
+  }
   return out;
 }
 
@@ -311,6 +332,8 @@ int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::os
     go.word_embedder = WordEmbedderFor(eo.cache.embedder);
   }
   if (options.loose_threshold_raise) go.loose_threshold_raise = *options.loose_threshold_raise;
+  go.thesaurus_path = options.thesaurus_path;
+  go.thesaurus_similar_terms = options.thesaurus_similar_terms;
   if (options.guard) {
     std::string why;
     eo.cache.guard = DefaultLexicalGuard(&why, go);
@@ -329,6 +352,7 @@ int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::os
     eo.cache.verifier = NewOracleVerifier(std::move(*oracle));
   }
   if (options.grey_band) eo.cache.grey_band = *options.grey_band;
+  eo.cache.overrule_content_words = options.overrule_content_words;
   auto report = RunEval(*items, eo);
   if (!report) {
     err << "llmcache eval: " << report.error().ToString() << "\n";
@@ -340,8 +364,14 @@ int RunEvalCommand(const EvalCommandOptions& options, std::ostream& out, std::os
       << eo.cache.max_unknown_fraction << "; embedder " << eo.cache.embedder->id() << ".\n";
   out << "Guard: up to " << go.max_inserted_words << " inserted generic word(s), word alignment "
       << (go.word_embedder ? "at cosine ≥ " + Fixed(go.min_word_similarity, 2) : std::string("off"))
-      << ", loose passes need θ + " << Fixed(go.loose_threshold_raise, 3) << "."
-      << (options.split.empty() ? "" : " Split: " + options.split + " half of the families.")
+      << ", loose passes need θ + " << Fixed(go.loose_threshold_raise, 3) << ", thesaurus "
+      << (go.thesaurus_path.empty()
+              ? std::string("off")
+              : std::string(go.thesaurus_similar_terms ? "synonyms + similar terms" : "synonyms"))
+      << (eo.cache.verifier && eo.cache.overrule_content_words
+              ? "; the verifier decides content-word refusals at or above θ"
+              : "")
+      << "." << (options.split.empty() ? "" : " Split: " + options.split + " half of the families.")
       << "\n";
   out << EvalMarkdown(*report);
   return out ? 0 : 1;

@@ -60,6 +60,9 @@ struct EvalRow {
   size_t false_hits = 0;          // served another intent's answer
   // Why paraphrase queries of cached intents got no hit (SemanticLookup::reason).
   std::map<std::string, size_t> paraphrase_misses;
+  // Questions put to the verifier (memo hits included: each is a call
+  // without the memo, which the sweep shares across thresholds).
+  size_t verifier_asks = 0;
   double hit_rate() const {
     return paraphrase_queries ? double(true_hits) / paraphrase_queries : 0;
   }
@@ -108,6 +111,13 @@ struct EvalCommandOptions {
   // show what an LLM check could add; "" measures without a verifier.
   std::string verifier;
   std::optional<double> grey_band;  // unset: SemanticCacheOptions' default
+  // With a verifier: content-word refusals at or above θ go to it
+  // (SemanticCacheOptions::overrule_content_words).
+  bool overrule_content_words = false;
+  // A MyThes thesaurus as an extra synonym source of the guard
+  // (LexicalGuardOptions::thesaurus_path); empty: none.
+  std::string thesaurus_path;
+  bool thesaurus_similar_terms = false;
 };
 
 // Exit code: 0 ok, 1 failure, 2 unusable options. The table goes to `out`.

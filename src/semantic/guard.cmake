@@ -15,7 +15,7 @@ if(NOT LLMCACHE_WORDNET_DIR)
   set(LLMCACHE_WORDNET_DIR "")
 endif()
 
-add_library(llmcache_guard STATIC lexical_guard.cc wordnet.cc japanese_text.cc)
+add_library(llmcache_guard STATIC lexical_guard.cc wordnet.cc japanese_text.cc thesaurus.cc)
 target_include_directories(llmcache_guard PRIVATE ${LLMCACHE_MECAB_INCLUDE_DIR})
 target_link_libraries(llmcache_guard
   PUBLIC llmcache_common
@@ -25,13 +25,19 @@ target_compile_definitions(llmcache_guard PRIVATE
   LLMCACHE_DEFAULT_WORDNET_DIR="${LLMCACHE_WORDNET_DIR}"
   LLMCACHE_DEFAULT_SUDACHI_SYNONYMS="${LLMCACHE_SUDACHI_SYNONYMS}")
 
-llmcache_test(guard_test lexical_guard_test.cc wordnet_test.cc japanese_text_test.cc)
+llmcache_test(guard_test lexical_guard_test.cc wordnet_test.cc japanese_text_test.cc
+  thesaurus_test.cc)
 target_link_libraries(guard_test PRIVATE llmcache_guard)
 target_include_directories(guard_test PRIVATE ${LLMCACHE_MECAB_INCLUDE_DIR})
 target_compile_definitions(guard_test PRIVATE
   LLMCACHE_WORDNET_DIR="${LLMCACHE_WORDNET_DIR}"
   LLMCACHE_SUDACHI_SYNONYMS="${LLMCACHE_SUDACHI_SYNONYMS}"
   LLMCACHE_GUARD_TESTDATA="${CMAKE_CURRENT_SOURCE_DIR}/testdata")
+
+# Which guard refusals the grey-band LLM check may overrule, down to the
+# cache's routing (llmcache_semantic_cache is defined by cache.cmake, next).
+llmcache_test(guard_overrule_test guard_overrule_test.cc)
+target_link_libraries(guard_overrule_test PRIVATE llmcache_semantic_cache llmcache_guard Boost::json)
 
 if(NOT DEFINED LLMCACHE_BUILD_BENCH OR LLMCACHE_BUILD_BENCH)
   # The guard alone on labelled pairs (data/semantic/pairs.jsonl): pass rates

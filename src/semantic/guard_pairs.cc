@@ -1,5 +1,5 @@
 // `guard_pairs PAIRS.jsonl [--show KIND] [--lang LANG] [--devset SET --split tune|test]
-//  [--max-inserted N] [--word-similarity X]`: runs the lexical guard alone on
+//  [--max-inserted N] [--word-similarity X] [--thesaurus TH.dat]`: runs the lexical guard alone on
 // labelled question pairs ({"a","b","same","lang","kind"} per line, as in
 // data/semantic/pairs.jsonl) and prints, per language and kind, how many
 // pairs pass (and how many of those only loosely) and why the others were
@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: guard_pairs PAIRS.jsonl [--show KIND] [--lang LANG] [--devset SET "
-                 "--split tune|test] [--max-inserted N] [--word-similarity X]\n");
+                 "--split tune|test] [--max-inserted N] [--word-similarity X] "
+                 "[--thesaurus TH.dat]\n");
     return 2;
   }
   std::string show, lang_filter, devset, split;
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--lang") == 0) lang_filter = argv[i + 1];
     if (std::strcmp(argv[i], "--devset") == 0) devset = argv[i + 1];
     if (std::strcmp(argv[i], "--split") == 0) split = argv[i + 1];
+    if (std::strcmp(argv[i], "--thesaurus") == 0) options.thesaurus_path = argv[i + 1];
     if (std::strcmp(argv[i], "--max-inserted") == 0) {
       options.max_inserted_words = std::strtoul(argv[i + 1], nullptr, 10);
     }

@@ -11,6 +11,7 @@
 
 #include "llmcache/lexical_guard.h"
 #include "semantic/japanese_text.h"
+#include "semantic/thesaurus.h"
 #include "semantic/wordnet.h"
 
 #ifndef LLMCACHE_DEFAULT_WORDNET_DIR
@@ -492,9 +493,10 @@ std::optional<GuardVerdict> CompareSwaps(const std::vector<size_t>& a_pos,
 class LexicalGuardImpl final : public LexicalGuard {
  public:
   LexicalGuardImpl(std::unique_ptr<WordNet> wn, std::unique_ptr<JapaneseText> ja,
-                   const LexicalGuardOptions& o)
+                   std::unique_ptr<Thesaurus> thesaurus, const LexicalGuardOptions& o)
       : wn_(std::move(wn)),
         ja_(std::move(ja)),
+        thesaurus_(std::move(thesaurus)),
         max_bytes_(o.max_query_bytes),
         max_inserted_(o.max_inserted_words),
         word_embedder_(o.word_embedder),
@@ -745,6 +747,7 @@ class LexicalGuardImpl final : public LexicalGuard {
           found = !w.unit && !u.unit;
           break;
         case WnRelation::kNone:
+          found = ThesaurusSynonyms(w, u);
           break;
       }
       *covered |= found;
@@ -752,6 +755,19 @@ class LexicalGuardImpl final : public LexicalGuard {
     }
     if (!*covered && w.unit) return Refuse("number", "unit " + w.text + " vs " + against);
     return std::nullopt;
+  }
+
+  // The optional thesaurus, where WordNet relates nothing: plain synonyms
+  // only, never names or units (antonyms were refused before).
+  bool ThesaurusSynonyms(const Word& w, const Word& u) const {
+    if (!thesaurus_ || w.unit || u.unit || w.entity || u.entity) return false;
+    if (thesaurus_->Synonyms(w.text, u.text)) return true;
+    for (const std::string& la : w.lemmas) {
+      for (const std::string& lb : u.lemmas) {
+        if (thesaurus_->Synonyms(la, lb)) return true;
+      }
+    }
+    return false;
   }
 
   static bool IsRequestVerb(const Word& w) {
@@ -871,14 +887,17 @@ class LexicalGuardImpl final : public LexicalGuard {
         open_b = std::move(rest_b);
       }
     }
+    // Only content words are left open here: every other check agreed.
     auto refuse = [&] {
       std::string x = open_a.empty() ? "-" : open_a.front()->text;
       std::string y = open_b.empty() ? "-" : open_b.front()->text;
+      GuardVerdict v = Refuse("content_word", x + " vs " + y);
       if (open_a.empty() || open_b.empty()) {
         const Word* w = open_a.empty() ? open_b.front() : open_a.front();
-        if (w->lemmas.empty()) return Refuse("content_word", "unknown word " + w->text);
+        if (w->lemmas.empty()) v.detail = "unknown word " + w->text;
       }
-      return Refuse("content_word", x + " vs " + y);
+      v.overrulable = true;
+      return v;
     };
     if (!open_a.empty() && !open_b.empty()) return refuse();
     const std::vector<const Word*>& inserted = open_a.empty() ? open_b : open_a;
@@ -961,18 +980,28 @@ class LexicalGuardImpl final : public LexicalGuard {
     }
     std::vector<const Word*> open_a, open_b;
     bool shared_only_a = false, shared_only_b = false;
-    for (const Word* w : a_only) {
-      bool covered = false, by_one_sided = false;
-      if (auto v = Cover(*w, b, b_only, &covered, &by_one_sided)) return *v;
-      if (!covered) open_a.push_back(w);
-      shared_only_a |= covered && !by_one_sided;
-    }
-    for (const Word* w : b_only) {
-      bool covered = false, by_one_sided = false;
-      if (auto v = Cover(*w, a, a_only, &covered, &by_one_sided)) return *v;
-      if (!covered) open_b.push_back(w);
-      shared_only_b |= covered && !by_one_sided;
-    }
+    // Every word is looked at before a question-word refusal is returned, so
+    // an antonym or a unit later in the question still decides the reason
+    // (those refusals are final; see GuardVerdict::overrulable).
+    std::optional<GuardVerdict> question_word;
+    auto cover_side = [&](const std::vector<const Word*>& only, const EnSide& other,
+                          const std::vector<const Word*>& other_only,
+                          std::vector<const Word*>* open, bool* shared_only) {
+      for (const Word* w : only) {
+        bool covered = false, by_one_sided = false;
+        if (auto v = Cover(*w, other, other_only, &covered, &by_one_sided)) {
+          if (v->reason != "content_word") return v;
+          if (!question_word) question_word = std::move(v);
+          continue;
+        }
+        if (!covered) open->push_back(w);
+        *shared_only |= covered && !by_one_sided;
+      }
+      return std::optional<GuardVerdict>();
+    };
+    if (auto v = cover_side(a_only, b, b_only, &open_a, &shared_only_a)) return *v;
+    if (auto v = cover_side(b_only, a, a_only, &open_b, &shared_only_b)) return *v;
+    if (question_word) return *question_word;
     return Resolve(std::move(open_a), std::move(open_b), shared_only_a, shared_only_b);
   }
 
@@ -1113,7 +1142,14 @@ class LexicalGuardImpl final : public LexicalGuard {
       for (size_t i = 0; i < side.morphemes.size(); ++i) {
         const JaMorpheme& m = side.morphemes[i];
         if (m.kind != K::kContent || has_term(other, m.base)) continue;
-        if (!JaCovered(side, i, other)) return Refuse("content_word", m.base + " vs -");
+        if (!JaCovered(side, i, other)) {
+          // The last check: numbers, names, negation, order and question
+          // words agreed. A counter or currency after a number (円 vs ドル)
+          // is part of the number, as units are in English.
+          GuardVerdict v = Refuse("content_word", m.base + " vs -");
+          v.overrulable = !m.unit;
+          return v;
+        }
       }
     }
     return Pass();
@@ -1121,6 +1157,7 @@ class LexicalGuardImpl final : public LexicalGuard {
 
   std::unique_ptr<WordNet> wn_;
   std::unique_ptr<JapaneseText> ja_;
+  std::unique_ptr<Thesaurus> thesaurus_;  // null: off
   size_t max_bytes_;
   size_t max_inserted_;
   std::shared_ptr<Embedder> word_embedder_;
@@ -1149,8 +1186,16 @@ Result<std::unique_ptr<LexicalGuard>> NewLexicalGuard(const LexicalGuardOptions&
   if (!wn) return Err(wn.error());
   auto ja = semantic::JapaneseText::Load(options.mecab_dicdir, synonyms);
   if (!ja) return Err(ja.error());
-  return std::unique_ptr<LexicalGuard>(
-      std::make_unique<semantic::LexicalGuardImpl>(std::move(*wn), std::move(*ja), options));
+  std::unique_ptr<semantic::Thesaurus> thesaurus;
+  if (!options.thesaurus_path.empty()) {
+    semantic::ThesaurusOptions to;
+    to.similar_terms = options.thesaurus_similar_terms;
+    auto t = semantic::Thesaurus::Load(options.thesaurus_path, to);
+    if (!t) return Err(t.error());
+    thesaurus = std::move(*t);
+  }
+  return std::unique_ptr<LexicalGuard>(std::make_unique<semantic::LexicalGuardImpl>(
+      std::move(*wn), std::move(*ja), std::move(thesaurus), options));
 }
 
 }  // namespace llmcache

@@ -18,6 +18,7 @@
 
 #include "common/hash.h"
 #include "semantic/context_key.h"
+#include "semantic/guard_overrule.h"
 #include "semantic/hit_policy.h"
 #include "semantic/semantic_entry.h"
 
@@ -504,6 +505,18 @@ SemanticLookup SemanticCacheImpl::Lookup(SemanticQuery* q, const SemanticLookupO
     }
     if (o_.guard && ov.use_guard) {
       GuardVerdict v = o_.guard->Check(q->text, c.text);
+      if (!v.pass && OverruleByVerifier(v, {o_.overrule_content_words, verifier, c.similarity,
+                                            in.entry_threshold})) {
+        // The verifier decides; its answer says nothing about this entry's
+        // threshold, so it is not learned.
+        auto same = Verify(answerer, q->ns, q->text, c.text);
+        if (!same || !*same) {
+          out.refused.emplace_back(c.id, !same ? "verifier_error" : "verifier");
+          continue;
+        }
+        out.hit = SemanticHit{c.exact_key, c.similarity, c.id, true};
+        break;
+      }
       if (!v.pass) {
         out.refused.emplace_back(c.id, "guard_" + (v.reason.empty() ? "unknown" : v.reason));
         continue;
