@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/prefix_cache.h"
 #include "engine/sampling.h"
 #include "llmcache/status.h"
 
@@ -43,6 +45,24 @@ struct CompletionCallbacks {
   // Called exactly once, last: the usage, or why the request failed (bad
   // token ids, prompt longer than the context, backend shutting down).
   std::function<void(Result<CompletionUsage>)> on_done;
+  // Optional; polled between steps: true drops the request at once, even
+  // while it is queued or prefilling (no token to refuse yet), as cancelled.
+  std::function<bool()> cancelled;
+};
+
+// What a backend reports for metrics: counters since it started, and its
+// state now.
+struct EngineStats {
+  uint64_t prompt_tokens = 0;     // of the requests that started computing
+  uint64_t generated_tokens = 0;  // sampled, end-of-generation tokens included
+  // Requests that ended, by how: kStop, kLength, kCancelled; then failures.
+  uint64_t finished[3] = {0, 0, 0};
+  uint64_t failed = 0;
+  uint32_t running = 0;  // computing (prefill or decode)
+  uint32_t waiting = 0;  // queued, not started
+  // Backends without a prefix cache leave it empty.
+  std::optional<PrefixCacheStats> prefix_cache;
+  bool disk_tier = false;  // prefix_cache->disk is meaningful
 };
 
 class EngineBackend {
@@ -52,6 +72,8 @@ class EngineBackend {
   virtual void Submit(CompletionRequest request, CompletionCallbacks callbacks) = 0;
   // Context length per sequence, in tokens.
   virtual uint32_t n_ctx() const = 0;
+  // Thread-safe.
+  virtual EngineStats stats() const = 0;
 };
 
 }  // namespace llmcache::engine

@@ -30,6 +30,8 @@ struct BatchedEngine::Sequence {
   uint32_t step_rows = 0;
   std::vector<float> logits;
   CompletionUsage usage;
+  bool admitted = false;   // counted in running_count_, else in queued_
+  bool uncounted = false;  // finished and taken out of those counts
 };
 
 Result<std::unique_ptr<BatchedEngine>> BatchedEngine::Create(const Model& model,
@@ -94,6 +96,7 @@ void BatchedEngine::Submit(CompletionRequest request, CompletionCallbacks callba
     if (!stop_) {
       queue_.push_back(std::move(seq));
       seq = nullptr;
+      ++queued_;
     }
   }
   if (seq != nullptr) {
@@ -118,6 +121,7 @@ void BatchedEngine::Loop() {
         queue_.pop_front();
       }
     }
+    DropCancelled();
     Admit();
     if (running_.empty()) continue;
     Step();
@@ -139,6 +143,7 @@ void BatchedEngine::Loop() {
       const int32_t token = s.sampler.Sample(s.logits);
       s.tokens.push_back(token);
       ++s.usage.completion_tokens;
+      ++generated_tokens_;
       const bool stop = std::find(s.request.stop_tokens.begin(), s.request.stop_tokens.end(),
                                   token) != s.request.stop_tokens.end() ||
                         std::find(eog_.begin(), eog_.end(), token) != eog_.end();
@@ -180,10 +185,47 @@ void BatchedEngine::Finish(Sequence& seq, Result<CompletionUsage> result) {
   seq.blocks.clear();
   reserved_ -= seq.reserved;
   seq.reserved = 0;
+  if (!seq.uncounted) {  // before on_done: whoever it wakes sees the counts
+    seq.uncounted = true;
+    --(seq.admitted ? running_count_ : queued_);
+  }
+  if (!seq.callbacks.on_done) return;  // finished already
+  if (result.has_value()) {
+    ++finished_[static_cast<size_t>(result->finish)];
+  } else {
+    ++failed_;
+  }
   auto on_done = std::move(seq.callbacks.on_done);
   seq.callbacks.on_done = nullptr;  // marks the sequence finished
   seq.callbacks.on_token = nullptr;
-  if (on_done) on_done(std::move(result));
+  seq.callbacks.cancelled = nullptr;
+  on_done(std::move(result));
+}
+
+void BatchedEngine::DropCancelled() {
+  auto drop = [this](Sequence& s) {
+    if (!s.callbacks.on_done || !s.callbacks.cancelled || !s.callbacks.cancelled()) return false;
+    s.usage.prompt_tokens = static_cast<uint32_t>(s.request.prompt.size());
+    s.usage.finish = FinishReason::kCancelled;
+    Finish(s, s.usage);
+    return true;
+  };
+  for (auto& s : running_) drop(*s);
+  std::erase_if(running_, [](const auto& s) { return !s->callbacks.on_done; });
+  std::erase_if(pending_, [&](const auto& s) { return drop(*s); });
+}
+
+EngineStats BatchedEngine::stats() const {
+  EngineStats s;
+  s.prompt_tokens = prompt_tokens_;
+  s.generated_tokens = generated_tokens_;
+  for (size_t i = 0; i < 3; ++i) s.finished[i] = finished_[i];
+  s.failed = failed_;
+  s.running = running_count_;
+  s.waiting = queued_;
+  s.prefix_cache = blocks_->stats();
+  s.disk_tier = disk_ != nullptr;
+  return s;
 }
 
 void BatchedEngine::Admit() {
@@ -212,6 +254,9 @@ void BatchedEngine::Admit() {
       continue;
     }
     if (!TryAdmit(s)) break;  // FIFO: later requests wait too, so none starves
+    s.admitted = true;
+    --queued_;
+    ++running_count_;
     running_.push_back(std::move(pending_.front()));
     pending_.pop_front();
   }
@@ -247,6 +292,7 @@ bool BatchedEngine::TryAdmit(Sequence& s) {
   s.usage.prompt_tokens = s.n_prompt;
   s.usage.cached_tokens = s.n_computed;
   blocks_->CountQuery(s.n_prompt, s.n_computed);
+  prompt_tokens_ += s.n_prompt;
   s.reserved = needed - s.n_hashed;
   reserved_ += s.reserved;
   s.logits.resize(model_.config().n_vocab);

@@ -15,6 +15,7 @@
 // are bit-identical to a Session running it alone.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -68,8 +69,10 @@ class BatchedEngine final : public EngineBackend {
   void Submit(CompletionRequest request, CompletionCallbacks callbacks, LogitsObserver on_logits);
   uint32_t n_ctx() const override { return options_.n_ctx; }
 
-  // Prefix-cache counters and pool occupancy; thread-safe.
-  PrefixCacheStats stats() const { return blocks_->stats(); }
+  // Requests, tokens, prefix-cache counters and pool occupancy; thread-safe.
+  EngineStats stats() const override;
+  // The prefix-cache part of stats().
+  PrefixCacheStats prefix_stats() const { return blocks_->stats(); }
 
  private:
   struct Sequence;
@@ -78,6 +81,8 @@ class BatchedEngine final : public EngineBackend {
   // Moves admissible pending requests into running_; fails invalid ones.
   void Admit();
   bool TryAdmit(Sequence& seq);
+  // Finishes the sequences whose client went away (CompletionCallbacks::cancelled).
+  void DropCancelled();
   void Step();
   void Finish(Sequence& seq, Result<CompletionUsage> result);
 
@@ -99,6 +104,13 @@ class BatchedEngine final : public EngineBackend {
   std::vector<std::unique_ptr<Sequence>> running_;
   uint32_t reserved_ = 0;  // blocks promised to running sequences, not yet allocated
   std::vector<ForwardRow> rows_;
+
+  // For stats(): written by the worker (queued_ also by Submit), updated
+  // before a request's on_done runs.
+  std::atomic<uint64_t> prompt_tokens_{0}, generated_tokens_{0}, failed_{0};
+  std::atomic<uint64_t> finished_[3] = {0, 0, 0};
+  std::atomic<uint32_t> queued_{0}, running_count_{0};
+
   std::thread worker_;
 };
 

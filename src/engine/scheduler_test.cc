@@ -170,7 +170,7 @@ TEST_F(BatchedEngineTest, NextTurnReusesPromptAndDecodedBlocksBitIdentically) {
   ExpectSame(b, Alone(turn2, 12));
   EXPECT_EQ(b.usage->cached_tokens, 48u);
 
-  const PrefixCacheStats s = e.stats();
+  const PrefixCacheStats s = e.prefix_stats();
   EXPECT_EQ(s.query_tokens, 37u + turn2.size());
   EXPECT_EQ(s.hit_tokens, 48u);
   EXPECT_EQ(s.used_blocks, 0u) << "a block reference leaked";
@@ -186,11 +186,11 @@ TEST_F(BatchedEngineTest, SmallRamBudgetEvictsLeastRecentlyUsedBlocks) {
   const Outcome want_a = Alone(pa, 8);
   ExpectSame(Run(e, pa, 8), want_a);        // KV for 77 positions: 4 full blocks + 1
   ExpectSame(Run(e, pb, 8), Alone(pb, 8));  // needs 5 blocks: evicts a's tail block
-  EXPECT_EQ(e.stats().evicted_blocks, 1u);
+  EXPECT_EQ(e.prefix_stats().evicted_blocks, 1u);
   const Outcome again = Run(e, pa, 8);
   ExpectSame(again, want_a);
   EXPECT_EQ(again.usage->cached_tokens, 48u);  // blocks 0-2 survived, block 3 did not
-  EXPECT_EQ(e.stats().used_blocks, 0u);
+  EXPECT_EQ(e.prefix_stats().used_blocks, 0u);
   EXPECT_FALSE(BatchedEngine::Create(*model_, Options(128, 7)).has_value());
 }
 
@@ -221,21 +221,21 @@ TEST_F(BatchedEngineTest, DiskTierRoundTripRestartAndCorruption) {
     BatchedEngine& e = **engine;
     ExpectSame(Run(e, pa, 8), want_a);
     Run(e, pb, 8);  // evicts a's block 3 to disk
-    EXPECT_EQ(e.stats().spilled_blocks, 1u);
+    EXPECT_EQ(e.prefix_stats().spilled_blocks, 1u);
     const Outcome again = Run(e, pa, 8);
     ExpectSame(again, want_a);
     EXPECT_EQ(again.usage->cached_tokens, 64u);
-    EXPECT_EQ(e.stats().disk_hit_tokens, 16u);
+    EXPECT_EQ(e.prefix_stats().disk_hit_tokens, 16u);
   }  // shutdown writes the cached blocks
   {
     auto engine = BatchedEngine::Create(*model_, Options(128, 8, dir));
     ASSERT_TRUE(engine.has_value());
     BatchedEngine& e = **engine;
-    EXPECT_GE(e.stats().disk.blocks, 8u);
+    EXPECT_GE(e.prefix_stats().disk.blocks, 8u);
     const Outcome restarted = Run(e, pa, 8);
     ExpectSame(restarted, want_a);
     EXPECT_EQ(restarted.usage->cached_tokens, 64u);
-    EXPECT_EQ(e.stats().disk_hit_tokens, 64u);
+    EXPECT_EQ(e.prefix_stats().disk_hit_tokens, 64u);
   }
   // Flip one payload byte of every block file: all are dropped, none used.
   for (const auto& f : fs::directory_iterator(dir)) {
@@ -253,8 +253,8 @@ TEST_F(BatchedEngineTest, DiskTierRoundTripRestartAndCorruption) {
     const Outcome corrupt = Run(e, pa, 8);
     ExpectSame(corrupt, want_a);
     EXPECT_EQ(corrupt.usage->cached_tokens, 0u);
-    EXPECT_EQ(e.stats().disk.corrupt_dropped, 1u);  // the chain stops at the first bad block
-    EXPECT_EQ(e.stats().used_blocks, 0u);
+    EXPECT_EQ(e.prefix_stats().disk.corrupt_dropped, 1u);  // the chain stops at the first bad block
+    EXPECT_EQ(e.prefix_stats().used_blocks, 0u);
   }
   fs::remove_all(dir);
 }
@@ -278,7 +278,7 @@ TEST_F(BatchedEngineTest, ConcurrentRequestsGiveEachOnesOwnTokens) {
     SCOPED_TRACE("request " + std::to_string(i));
     ExpectSame(futures[i].get(), Alone(prompts[i], 16));
   }
-  EXPECT_EQ(e.stats().used_blocks, 0u);
+  EXPECT_EQ(e.prefix_stats().used_blocks, 0u);
 }
 
 TEST_F(BatchedEngineTest, CancellationStopTokensAndBadRequests) {
@@ -307,7 +307,61 @@ TEST_F(BatchedEngineTest, CancellationStopTokensAndBadRequests) {
   EXPECT_FALSE(Run(e, {}, 4).usage.has_value());
   EXPECT_FALSE(Run(e, Prompt(65, 10), 4).usage.has_value());
   EXPECT_FALSE(Run(e, {1, 2, 999999}, 4).usage.has_value());
-  EXPECT_EQ(e.stats().used_blocks, 0u);
+  EXPECT_EQ(e.prefix_stats().used_blocks, 0u);
+}
+
+TEST_F(BatchedEngineTest, CancelledRequestsLeaveTheBatchAndTheQueue) {
+  BatchedEngineOptions o = Options(64, 16);
+  o.max_sequences = 1;  // the second request waits in the queue
+  auto engine = BatchedEngine::Create(*model_, o);
+  ASSERT_TRUE(engine.has_value());
+  BatchedEngine& e = **engine;
+  std::atomic<bool> a_gone{false};
+  std::promise<void> a_running, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<Result<CompletionUsage>> a_done, b_done;
+
+  CompletionCallbacks a;
+  a.on_token = [&, first = true](int32_t) mutable {
+    if (first) {
+      first = false;
+      a_running.set_value();
+      released.wait();  // holds the worker: the test looks at the stats meanwhile
+    }
+    return true;  // never refuses a token: only `cancelled` stops it
+  };
+  a.on_done = [&](Result<CompletionUsage> u) { a_done.set_value(std::move(u)); };
+  a.cancelled = [&] { return a_gone.load(); };
+  e.Submit(Request(Prompt(20, 3), 40), std::move(a));
+  a_running.get_future().wait();
+
+  CompletionCallbacks b;
+  b.on_token = [](int32_t) { return true; };
+  b.on_done = [&](Result<CompletionUsage> u) { b_done.set_value(std::move(u)); };
+  b.cancelled = [] { return true; };  // its client is gone before it starts
+  e.Submit(Request(Prompt(30, 4), 10), std::move(b));
+  EngineStats s = e.stats();
+  EXPECT_EQ(s.running, 1u);
+  EXPECT_EQ(s.waiting, 1u);
+  ASSERT_TRUE(s.prefix_cache.has_value());
+  EXPECT_EQ(s.prefix_cache->used_blocks, 2u);
+
+  a_gone = true;
+  release.set_value();
+  const auto ua = a_done.get_future().get();
+  const auto ub = b_done.get_future().get();
+  ASSERT_TRUE(ua.has_value() && ub.has_value());
+  EXPECT_EQ(ua->finish, FinishReason::kCancelled);
+  EXPECT_EQ(ua->completion_tokens, 1u);
+  EXPECT_EQ(ub->finish, FinishReason::kCancelled);
+  EXPECT_EQ(ub->completion_tokens, 0u);
+  s = e.stats();
+  EXPECT_EQ(s.finished[static_cast<size_t>(FinishReason::kCancelled)], 2u);
+  EXPECT_EQ(s.prompt_tokens, 20u);  // the second never started
+  EXPECT_EQ(s.generated_tokens, 1u);
+  EXPECT_EQ(s.running, 0u);
+  EXPECT_EQ(s.waiting, 0u);
+  EXPECT_EQ(s.prefix_cache->used_blocks, 0u);
 }
 
 TEST_F(BatchedEngineTest, ModelIdentityTellsModelsApart) {

@@ -20,6 +20,10 @@
 #include "llmcache/store.h"
 #include "llmcache/upstream.h"
 
+namespace llmcache::metrics {
+class Registry;
+}
+
 namespace llmcache::gateway {
 
 // Settings that may differ per namespace (the x-llmcache-namespace header).
@@ -93,6 +97,9 @@ struct GatewayOptions {
 
   // Distinct model names tracked as metric labels; later ones become "other".
   size_t max_model_labels = 64;
+  // Adds metric families to the gateway's registry (served on /metrics), such
+  // as the in-process engine's (`serve --model`); called once, at Create.
+  std::function<void(metrics::Registry&)> register_metrics;
 };
 
 class Gateway {

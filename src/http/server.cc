@@ -1,5 +1,8 @@
 #include "http/server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <span>
 
 #include <boost/json.hpp>
@@ -139,6 +142,14 @@ class ConnectionWriter final : public ResponseWriter {
     stream_.socket().close(ec);
   }
 
+  bool client_connected() const override {
+    if (broken_) return false;
+    char byte;
+    const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return true;
+    if (n == 0) return false;  // orderly close
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  }
   bool sent() const override { return sent_; }
   int worker() const override { return worker_; }
   const std::string& remote_address() const override { return remote_; }

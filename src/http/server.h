@@ -67,6 +67,11 @@ class ResponseWriter {
   // Ends a started stream without its terminating chunk and closes the
   // connection, so the client sees a broken stream rather than a complete one.
   virtual void AbortStream() = 0;
+  // False once the client closed or reset the connection, as far as a
+  // non-blocking peek at the socket tells (bytes of a pipelined request keep
+  // it true; a client that half-closes after its request counts as gone).
+  // For handlers that compute long before writing anything.
+  virtual bool client_connected() const { return true; }
   virtual bool sent() const = 0;
   // Index of the worker thread running this connection, in [0, threads).
   virtual int worker() const = 0;

@@ -1,10 +1,14 @@
 #include "engine/server/engine_api.h"
 
+#include <openssl/rand.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
+#include <random>
 
 #include "common/hash.h"
 #include "engine/server/text_stream.h"
@@ -245,9 +249,15 @@ void EngineApi::Shutdown() {
   std::unique_ptr<EngineBackend> backend;
   {
     std::unique_lock lock(backend_mu_);
+    if (backend_) last_stats_ = backend_->stats();
     backend = std::move(backend_);
   }
   backend.reset();  // its destructor ends every request (on_done runs)
+}
+
+EngineStats EngineApi::stats() {
+  std::shared_lock lock(backend_mu_);
+  return backend_ ? backend_->stats() : last_stats_;
 }
 
 bool EngineApi::Submit(CompletionRequest request, CompletionCallbacks callbacks) {
@@ -465,11 +475,18 @@ tl::expected<EngineApi::Prepared, ApiError> Prepare(bool chat, const ApiRequest&
 }  // namespace
 
 std::string EngineApi::NewId(std::string_view prefix) {
-  const uint64_t n = counter_.fetch_add(1, std::memory_order_relaxed);
-  const uint64_t words[2] = {Xxh3(&n, sizeof n, options_.seed ^ 0x6964),
-                             Xxh3(&n, sizeof n, static_cast<uint64_t>(created_s_))};
-  return std::string(prefix) +
-         HexEncode(reinterpret_cast<const uint8_t*>(words), sizeof words).substr(0, 24);
+  counter_.fetch_add(1, std::memory_order_relaxed);  // the default sampling seeds
+  // 128 random bits: unique across responses, restarts and replicas, which
+  // a counter-derived id is not (clients and logs use ids as keys).
+  uint8_t bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    std::random_device rd;
+    for (size_t i = 0; i < sizeof bytes; i += 4) {
+      const uint32_t r = rd();
+      std::memcpy(bytes + i, &r, 4);
+    }
+  }
+  return std::string(prefix) + HexEncode(bytes, sizeof bytes);
 }
 
 bool EngineApi::running() {
@@ -558,8 +575,17 @@ awaitable<void> EngineApi::Complete(Prepared p, ApiResponder& out) {
   uint32_t n_tokens = 0;
   bool started = false;
   CompletionUsage usage;
+  auto next_poll = std::chrono::steady_clock::now() + options_.disconnect_poll;
   for (;;) {
-    TokenPipe::Batch batch = co_await pipe.Next();
+    TokenPipe::Batch batch = co_await pipe.Next(options_.disconnect_poll);
+    // A whole answer writes nothing until it is done, and a stream nothing
+    // before its first token, so only a check notices a client that left.
+    const auto now = std::chrono::steady_clock::now();
+    const bool poll = now >= next_poll;
+    if (poll) next_poll = now + options_.disconnect_poll;
+    const bool gone = poll && !out.connected();
+    if (gone) co_return;  // ~TokenPipe cancels the generation
+    if (batch.tokens.empty() && !batch.done.has_value()) continue;  // only the poll was due
     std::string delta;
     for (int32_t t : batch.tokens) {
       if (text.stopped()) break;  // tokens the backend made before it saw the cancel

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,10 +46,16 @@ struct EngineApiOptions {
   // model's tokenizer.chat_template. Empty: the model's own.
   std::string chat_template;
   std::shared_ptr<Clock> clock;  // `created` fields; null: the system clock
-  // Mixed into response ids and into the seed of requests that give none.
+  // Mixed into the seed of requests that give none. (Response ids are
+  // random, so that they never repeat across processes.)
   uint64_t seed = 0;
   // OpenAI's default for /completions; chat defaults to the context left.
   uint32_t completions_default_max_tokens = 16;
+  // How often a request that is waiting for tokens (queued, prefilling, or
+  // a whole answer being generated) asks ApiResponder::connected(); a client
+  // that went away cancels the generation. Smaller notices sooner, at one
+  // non-blocking socket peek per interval and request.
+  std::chrono::milliseconds disconnect_poll{100};
 };
 
 struct ApiRequest {
@@ -73,6 +80,10 @@ class ApiResponder {
   // The stream cannot be finished (the engine failed mid-answer): the
   // receiver must see a broken stream, not a complete one.
   virtual void AbortEvents() = 0;
+  // False once the receiver is known to be gone although nothing failed to
+  // write yet (the client closed its connection while its answer is being
+  // generated). The default assumes it is there.
+  virtual bool connected() { return true; }
 };
 
 struct ApiError;  // an OpenAI error answer (engine_api.cc)
@@ -96,6 +107,9 @@ class EngineApi {
   // and releases the backend. Call before the event loops that run Handle
   // are destroyed. Idempotent.
   void Shutdown();
+
+  // The backend's counters (for metrics); after Shutdown, the last ones.
+  EngineStats stats();
 
   const std::string& model_name() const { return options_.model_name; }
   const Vocab& vocab() const { return vocab_; }
@@ -123,6 +137,7 @@ class EngineApi {
   std::atomic<uint64_t> counter_{0};
   std::shared_mutex backend_mu_;
   std::unique_ptr<EngineBackend> backend_;  // null after Shutdown
+  EngineStats last_stats_;                  // guarded by backend_mu_; set by Shutdown
 };
 
 }  // namespace llmcache::engine

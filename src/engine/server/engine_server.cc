@@ -1,5 +1,7 @@
 #include "engine/server/engine_server.h"
 
+#include "engine/server/engine_metrics.h"
+
 namespace llmcache::engine {
 
 namespace bhttp = http::bhttp;
@@ -30,6 +32,7 @@ class WriterResponder final : public ApiResponder {
   }
   awaitable<bool> EndEvents() override { co_return co_await w_.EndStream(); }
   void AbortEvents() override { w_.AbortStream(); }
+  bool connected() override { return w_.client_connected(); }
 
  private:
   const http::Request& req_;
@@ -41,11 +44,22 @@ class WriterResponder final : public ApiResponder {
 EngineServer::EngineServer(std::shared_ptr<EngineApi> api, http::ServerOptions options)
     : api_(std::move(api)),
       server_(std::move(options),
-              [this](http::Request& req, http::ResponseWriter& w) { return Handle(req, w); }) {}
+              [this](http::Request& req, http::ResponseWriter& w) { return Handle(req, w); }) {
+  RegisterEngineMetrics(registry_, api_);
+}
 
 EngineServer::~EngineServer() { Stop(); }
 
 awaitable<void> EngineServer::Handle(http::Request& req, http::ResponseWriter& w) {
+  const std::string_view target = req.target();
+  if (req.method() == bhttp::verb::get && target.substr(0, target.find('?')) == "/metrics") {
+    http::Response res{bhttp::status::ok, req.version()};
+    res.set(bhttp::field::content_type, metrics::kContentType);
+    res.keep_alive(req.keep_alive());
+    res.body() = registry_.Serialize();
+    co_await w.Send(std::move(res));
+    co_return;
+  }
   WriterResponder out(req, w);
   const ApiRequest r{.method = req.method_string(),
                      .target = req.target(),

@@ -1,10 +1,12 @@
-// `llmcache engine serve`: the EngineApi on our HTTP server.
+// `llmcache engine serve`: the EngineApi on our HTTP server, and the
+// engine's Prometheus metrics on GET /metrics (engine_metrics.h).
 #pragma once
 
 #include <memory>
 
 #include "engine/server/engine_api.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 
 namespace llmcache::engine {
 
@@ -26,6 +28,7 @@ class EngineServer {
   http::awaitable<void> Handle(http::Request& req, http::ResponseWriter& w);
 
   std::shared_ptr<EngineApi> api_;
+  metrics::Registry registry_;
   http::Server server_;
 };
 

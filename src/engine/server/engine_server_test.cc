@@ -9,6 +9,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "common/hash.h"
@@ -51,8 +52,10 @@ class EngineServerTest : public ::testing::Test {
     EngineApiOptions ao;
     ao.model_name = "tiny";
     ao.clock = std::make_shared<ManualClock>();
+    ao.disconnect_poll = std::chrono::milliseconds(20);
     auto api = EngineApi::Create(model, std::move(backend), ao);
     ASSERT_TRUE(api.has_value()) << api.error().ToString();
+    api_ = *api;
     http::ServerOptions so;
     so.port = 0;
     so.threads = 2;
@@ -75,6 +78,7 @@ class EngineServerTest : public ::testing::Test {
 
   std::shared_ptr<const Model> model_;
   std::unique_ptr<Vocab> vocab_;
+  std::shared_ptr<EngineApi> api_;
   std::unique_ptr<EngineServer> server_;
 };
 
@@ -343,6 +347,7 @@ class EndlessBackend final : public EngineBackend {
     });
   }
   uint32_t n_ctx() const override { return 1 << 20; }
+  EngineStats stats() const override { return {}; }
 
   void WaitStarted(size_t n) {
     std::unique_lock lock(mu_);
@@ -405,6 +410,119 @@ TEST_F(EngineServerTest, ClientDisconnectCancelsTheGeneration) {
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(Obj(r.body)["choices"].at(0).at("text").as_string(),
             vocab_->Detokenize(std::vector<int32_t>(3, word), false));
+}
+
+// Runs a real backend, but holds the first request's first token until the
+// request is cancelled (its client went away), so that a test can close the
+// connection mid-generation without racing the answer.
+class HoldFirstToken final : public EngineBackend {
+ public:
+  explicit HoldFirstToken(std::unique_ptr<EngineBackend> inner) : inner_(std::move(inner)) {}
+  void Submit(CompletionRequest request, CompletionCallbacks cb) override {
+    CompletionCallbacks held = cb;
+    held.on_token = [this, cb, first = submitted_++ == 0](int32_t token) mutable {
+      if (first) {
+        first = false;
+        {
+          std::lock_guard lock(mu_);
+          ++held_;
+        }
+        cv_.notify_all();
+        // Bounded, so that a failing test still ends.
+        for (int i = 0; i < 3000 && !cb.cancelled(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+      }
+      return cb.on_token(token);
+    };
+    inner_->Submit(std::move(request), std::move(held));
+  }
+  uint32_t n_ctx() const override { return inner_->n_ctx(); }
+  EngineStats stats() const override { return inner_->stats(); }
+
+  void WaitHeld(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return held_ >= n; });
+  }
+
+ private:
+  std::unique_ptr<EngineBackend> inner_;
+  std::atomic<int> submitted_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t held_ = 0;
+};
+
+TEST_F(EngineServerTest, ClientLeavingAWholeAnswerCancelsItAndFreesItsBlocks) {
+  auto inner = OpenEngineBackend(*model_, {.n_ctx = 128, .threads = 2});
+  ASSERT_TRUE(inner.has_value());
+  auto owned = std::make_unique<HoldFirstToken>(std::move(*inner));
+  HoldFirstToken* backend = owned.get();
+  Start(std::move(owned));
+  const size_t kCancelled = static_cast<size_t>(FinishReason::kCancelled);
+  {
+    http::net::io_context ctx;
+    http::tcp::socket s(ctx);
+    s.connect({http::net::ip::make_address("127.0.0.1"), server_->port()});
+    std::vector<int32_t> prompt(40);
+    for (int i = 0; i < 40; ++i) prompt[i] = 1000 + i;
+    const std::string body = json::serialize(
+        json::object{{"prompt", json::value_from(prompt)}, {"max_tokens", 80}, {"stream", false}});
+    const std::string req =
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    http::net::write(s, http::net::buffer(req));
+    backend->WaitHeld(1);
+    const EngineStats running = api_->stats();
+    EXPECT_EQ(running.running, 1u);
+    ASSERT_TRUE(running.prefix_cache.has_value());
+    EXPECT_GE(running.prefix_cache->used_blocks, 3u);  // the prompt's and the answer's KV
+  }  // the client goes away before any byte of its answer
+
+  // The server notices at its next poll; the held token is then refused.
+  EngineStats after;
+  for (int i = 0; i < 3000; ++i) {
+    after = api_->stats();
+    if (after.finished[kCancelled] > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(after.finished[kCancelled], 1u);
+  EXPECT_EQ(after.running, 0u);
+  EXPECT_EQ(after.generated_tokens, 1u);  // the held one; nothing after it
+  ASSERT_TRUE(after.prefix_cache.has_value());
+  EXPECT_EQ(after.prefix_cache->used_blocks, 0u);  // every reference returned
+  const auto m = servertest::Scrape(server_->port());
+  EXPECT_EQ(m.at("llmcache_engine_requests_total{result=\"cancelled\"}"), 1);
+  EXPECT_EQ(m.at("llmcache_engine_kv_ram_blocks{state=\"used\"}"), 0);
+
+  // The server keeps serving.
+  auto r = Post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 2}, {"temperature", 0}});
+  EXPECT_EQ(r.status, 200u) << r.body;
+}
+
+TEST_F(EngineServerTest, ResponseIdsAreRandomAndNeverRepeat) {
+  std::set<std::string> ids;
+  std::set<std::string> halves;
+  auto collect = [&](std::string_view path, std::string_view prefix, const json::object& body) {
+    auto o = Obj(Post(path, body).body);
+    const std::string id(o["id"].as_string());
+    ASSERT_TRUE(id.starts_with(prefix)) << id;
+    const std::string hex = id.substr(prefix.size());
+    ASSERT_EQ(hex.size(), 32u) << id;  // 128 bits
+    for (char c : hex) ASSERT_TRUE(std::isxdigit(static_cast<unsigned char>(c))) << id;
+    EXPECT_TRUE(ids.insert(id).second) << "repeated " << id;
+    EXPECT_TRUE(halves.insert(hex.substr(0, 16)).second) << "repeated first half " << id;
+    EXPECT_TRUE(halves.insert(hex.substr(16)).second) << "repeated second half " << id;
+  };
+  for (int round = 0; round < 2; ++round) {
+    Start();  // the second round is a restart with the same options
+    for (int i = 0; i < 4; ++i) {
+      collect("/v1/completions", "cmpl-", {{"prompt", "x"}, {"max_tokens", 1}});
+      collect("/v1/chat/completions", "chatcmpl-", ChatBody("hi", 1));
+    }
+  }
+  EXPECT_EQ(ids.size(), 16u);
 }
 
 TEST_F(EngineServerTest, CacheSaltComesFromTheHeaderOrTheCredential) {

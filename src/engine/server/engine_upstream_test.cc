@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "engine/server/engine_metrics.h"
 #include "engine/server/open_backend.h"
 #include "engine/server/server_test_util.h"
 #include "gateway/gateway.h"
@@ -39,6 +40,7 @@ class EngineUpstreamTest : public ::testing::Test {
     o.server.port = 0;
     o.server.threads = 2;
     o.detect_model_revisions = false;
+    o.register_metrics = [api = api_](metrics::Registry& r) { RegisterEngineMetrics(r, api); };
     MemoryStoreOptions mo;
     mo.max_bytes = 16u << 20;
     auto gw =
@@ -94,6 +96,23 @@ TEST_F(EngineUpstreamTest, SecondIdenticalRequestIsACacheHit) {
   auto s = servertest::Reassemble(streamed.body, true);
   EXPECT_TRUE(s.done);
   EXPECT_EQ(s.text, Expected("What is a cache?"));
+}
+
+TEST_F(EngineUpstreamTest, GatewayMetricsIncludeTheEngines) {
+  const auto prompt = servertest::ChatPromptTokens(*vocab_, "Count my tokens");
+  ASSERT_EQ(Chat("Count my tokens", false).Header("x-llmcache"), "miss");
+  ASSERT_EQ(Chat("Count my tokens", false).Header("x-llmcache"), "hit");
+  auto m = servertest::Scrape(gw_->port());
+  // The gateway's own series and the engine's, side by side; the hit never
+  // reached the engine.
+  EXPECT_EQ(m.at("llmcache_requests_total{route=\"chat\",model=\"tiny\",result=\"hit\"}"), 1);
+  EXPECT_EQ(m.at("llmcache_engine_requests_total{result=\"stop\"}") +
+                m.at("llmcache_engine_requests_total{result=\"length\"}"),
+            1);
+  EXPECT_EQ(m.at("llmcache_engine_prompt_tokens_total"), prompt.size());
+  EXPECT_EQ(m.at("llmcache_engine_prefix_cache_queried_tokens_total"), prompt.size());
+  EXPECT_EQ(m.at("llmcache_engine_prefix_cache_hit_tokens_total"), 0);
+  EXPECT_EQ(m.at("llmcache_engine_requests_running"), 0);
 }
 
 TEST_F(EngineUpstreamTest, StreamedMissIsRelayedAndStored) {

@@ -39,6 +39,13 @@ void SerialEngine::Submit(CompletionRequest request, CompletionCallbacks callbac
   callbacks.on_done(Err(Status::Unavailable("engine shutting down")));
 }
 
+EngineStats SerialEngine::stats() const {
+  std::lock_guard lock(mu_);
+  EngineStats s = stats_;
+  s.waiting = static_cast<uint32_t>(queue_.size());
+  return s;
+}
+
 void SerialEngine::WorkerLoop() {
   for (;;) {
     Job job;
@@ -50,7 +57,22 @@ void SerialEngine::WorkerLoop() {
       queue_.pop_front();
     }
     auto& [request, callbacks] = job;
+    {
+      std::lock_guard lock(mu_);
+      stats_.running = 1;
+    }
     auto result = Run(request, callbacks);
+    {
+      std::lock_guard lock(mu_);
+      stats_.running = 0;
+      if (result.has_value()) {
+        stats_.prompt_tokens += result->prompt_tokens;
+        stats_.generated_tokens += result->completion_tokens;
+        ++stats_.finished[static_cast<size_t>(result->finish)];
+      } else {
+        ++stats_.failed;
+      }
+    }
     callbacks.on_done(std::move(result));
   }
 }

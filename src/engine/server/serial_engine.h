@@ -35,6 +35,8 @@ class SerialEngine final : public EngineBackend {
 
   void Submit(CompletionRequest request, CompletionCallbacks callbacks) override;
   uint32_t n_ctx() const override { return n_ctx_; }
+  // No prefix cache: requests and tokens only.
+  EngineStats stats() const override;
 
  private:
   using Job = std::pair<CompletionRequest, CompletionCallbacks>;
@@ -47,10 +49,11 @@ class SerialEngine final : public EngineBackend {
   ThreadPool pool_;
   Session session_;  // used by the worker thread only
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
+  EngineStats stats_;   // guarded by mu_; waiting is queue_.size()
   std::thread worker_;  // last: starts once everything above exists
 };
 

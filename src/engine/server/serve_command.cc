@@ -101,17 +101,20 @@ int RunEngineServe(const EngineServeOptions& o, std::ostream& out, std::ostream&
   so.port = static_cast<uint16_t>(port);
   so.threads = o.http_threads;
 
-  auto api = OpenEngineApi(o.engine);
-  if (!api) {
-    err << "engine serve: " << api.error().ToString() << "\n";
-    return 1;
-  }
-  // Block the stop signals before any thread starts, then wait for them here.
+  // Block the stop signals before any thread starts (the engine's workers
+  // start with the API), then wait for them here: a thread that does not
+  // block them could take one and kill the process instead.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  auto api = OpenEngineApi(o.engine);
+  if (!api) {
+    err << "engine serve: " << api.error().ToString() << "\n";
+    return 1;
+  }
 
   EngineServer server(*api, so);
   Status s = server.Start();

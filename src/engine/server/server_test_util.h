@@ -193,4 +193,23 @@ inline Streamed Reassemble(const std::string& body, bool chat) {
   return s;
 }
 
+// The samples of a /metrics page: `name{labels}` (as printed) -> value.
+inline std::map<std::string, double> Scrape(uint16_t port) {
+  std::map<std::string, double> out;
+  auto r = TryCall(port, "GET", "/metrics");
+  EXPECT_TRUE(r.has_value() && r->status == 200u);
+  if (!r) return out;
+  size_t begin = 0;
+  while (begin < r->body.size()) {
+    size_t end = r->body.find('\n', begin);
+    if (end == std::string::npos) end = r->body.size();
+    const std::string line = r->body.substr(begin, end - begin);
+    begin = end + 1;
+    const size_t space = line.rfind(' ');
+    if (line.empty() || line[0] == '#' || space == std::string::npos) continue;
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
 }  // namespace llmcache::engine::servertest

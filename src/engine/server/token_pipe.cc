@@ -54,6 +54,10 @@ CompletionCallbacks TokenPipe::Callbacks() {
     s->done = std::move(result);
     s->Wake(s);
   };
+  cb.cancelled = [s = state_] {
+    std::lock_guard lock(s->mu);
+    return s->cancelled;
+  };
   return cb;
 }
 
@@ -62,7 +66,11 @@ void TokenPipe::Cancel() {
   state_->cancelled = true;
 }
 
-http::awaitable<TokenPipe::Batch> TokenPipe::Next() {
+http::awaitable<TokenPipe::Batch> TokenPipe::Next(std::chrono::steady_clock::duration max_wait) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point now = Clock::now();
+  const Clock::time_point deadline =
+      max_wait >= Clock::time_point::max() - now ? Clock::time_point::max() : now + max_wait;
   for (;;) {
     {
       std::lock_guard lock(state_->mu);
@@ -76,7 +84,8 @@ http::awaitable<TokenPipe::Batch> TokenPipe::Next() {
     }
     // A wake-up posted after the check above runs only once this wait is
     // armed: both happen on this thread, and nothing suspends in between.
-    timer_.expires_at(net::steady_timer::time_point::max());
+    if (Clock::now() >= deadline) co_return Batch{};
+    timer_.expires_at(deadline);
     co_await timer_.async_wait(http::use_nothrow);
   }
 }

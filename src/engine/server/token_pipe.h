@@ -9,6 +9,7 @@
 // that may be gone.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,10 +35,13 @@ class TokenPipe {
     std::vector<int32_t> tokens;
     std::optional<Result<CompletionUsage>> done;  // set once, with the last batch
   };
-  // Waits until tokens or the end arrived, and takes them.
-  http::awaitable<Batch> Next();
+  // Waits until tokens or the end arrived, and takes them; after max_wait
+  // returns an empty batch (so the caller can look at its client).
+  http::awaitable<Batch> Next(
+      std::chrono::steady_clock::duration max_wait = std::chrono::steady_clock::duration::max());
 
-  // From now on on_token returns false: the backend stops the request.
+  // From now on on_token returns false and cancelled true: the backend
+  // stops the request.
   void Cancel();
 
  private:
