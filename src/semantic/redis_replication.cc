@@ -102,6 +102,7 @@ class RedisSemanticLog final : public SemanticReplicationLog {
 
   std::string name() const override { return o_.stream_key; }
   bool degraded() const override { return pool_->degraded(); }
+  std::string detail() const override { return pool_->detail(); }
 
   Status Append(std::span<const SemanticEvent> events) override {
     if (events.empty()) return Status::OK();

@@ -319,6 +319,38 @@ TEST_F(SemanticReplicationTest, DeadRedisLeavesEachCacheLocalUntilItReturns) {
   EXPECT_EQ(a->cache->Stats().replication_dropped, 0u);
 }
 
+// What /healthz shows: the stream's name and which of reading and
+// appending fails, for as long as it does, and nothing once it recovers.
+TEST_F(SemanticReplicationTest, DegradedStatsNameTheStreamAndTheFailureUntilItRecovers) {
+  auto a = Open();
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->cache->Stats().replication_degraded);
+  EXPECT_EQ(a->cache->Stats().replication_detail, "");
+  redis_->Kill();
+  ASSERT_TRUE(a->Put("asked while redis was down", "k-down").ok());
+  std::string detail;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const auto s = a->cache->Stats();
+        detail = s.replication_detail;
+        return s.replication_degraded && detail.find("cannot read") != std::string::npos &&
+               detail.find("cannot append") != std::string::npos;
+      },
+      5000))
+      << detail;
+  EXPECT_EQ(detail.rfind(std::string(kStream) + ":", 0), 0u) << detail;
+  EXPECT_NE(detail.find("1 changes waiting"), std::string::npos) << detail;
+
+  ASSERT_TRUE(redis_->Restart());
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const auto s = a->cache->Stats();
+        return !s.replication_degraded && s.replication_detail.empty();
+      },
+      10000))
+      << a->cache->Stats().replication_detail;
+}
+
 TEST_F(SemanticReplicationTest, UnreachableRedisAtStartDoesNotHoldUpTheCache) {
   redis_->Kill();
   auto a = Open();

@@ -176,6 +176,8 @@ class ReplicatedSemanticCache final : public SemanticCache {
 
   SemanticCacheStats Stats() const override {
     SemanticCacheStats s = local_->Stats();
+    const bool log_down = log_->degraded();
+    const std::string log_detail = log_down ? log_->detail() : std::string();
     std::lock_guard<std::mutex> l(mu_);
     s.replicated = true;
     s.replication_appended = appended_;
@@ -183,7 +185,8 @@ class ReplicatedSemanticCache final : public SemanticCache {
     s.replication_dropped = dropped_;
     s.replication_gaps = gaps_;
     s.replication_errors = errors_;
-    s.replication_degraded = log_->degraded() || read_failing_ || write_failing_;
+    s.replication_degraded = log_down || read_failing_ || write_failing_;
+    if (s.replication_degraded) s.replication_detail = DegradedDetailLocked(log_detail);
     return s;
   }
 
@@ -199,6 +202,20 @@ class ReplicatedSemanticCache final : public SemanticCache {
   }
 
  private:
+  // Which of reading and appending fails, why, and what waits: the
+  // replica serves locally meanwhile and its changes are held back.
+  std::string DegradedDetailLocked(const std::string& log_detail) const {
+    std::string d = log_name_ + ":";
+    if (read_failing_) d += " cannot read (" + read_error_ + ");";
+    if (write_failing_) {
+      d += " cannot append (" + write_error_ + "), " + std::to_string(pending_.size()) +
+           " changes waiting;";
+    }
+    if (!log_detail.empty()) d += " " + log_detail;
+    if (d.back() == ';') d.pop_back();
+    return d;
+  }
+
   void Enqueue(SemanticEvent ev) {
     ev.origin = origin_;
     {
@@ -260,6 +277,7 @@ class ReplicatedSemanticCache final : public SemanticCache {
         continue;
       }
       ++errors_;
+      write_error_ = s.message();
       if (!write_failing_) {
         spdlog::warn("semantic replication: cannot append to {} (local-only until it answers): {}",
                      log_name_, s.ToString());
@@ -291,6 +309,7 @@ class ReplicatedSemanticCache final : public SemanticCache {
           ++errors_;
           first = !read_failing_;
           read_failing_ = true;
+          read_error_ = r.error().message();
           caught_up_ = true;  // fail open: serve locally, do not wait for the log
         }
         cv_.notify_all();
@@ -431,6 +450,7 @@ class ReplicatedSemanticCache final : public SemanticCache {
   SteadyClock::time_point last_save_{};
   bool read_failing_ = false;
   bool write_failing_ = false;
+  std::string read_error_, write_error_;  // the last failure of each, while failing
   uint64_t appended_ = 0, applied_ = 0, dropped_ = 0, gaps_ = 0, errors_ = 0;
 
   std::mutex save_mu_;

@@ -92,6 +92,8 @@ class SemanticReplicationLog {
   virtual std::string name() const = 0;
   // Whether the log is unreachable now.
   virtual bool degraded() const = 0;
+  // One line on the log's connection (last error, next retry); no secrets.
+  virtual std::string detail() const { return degraded() ? "unreachable" : "ok"; }
 };
 
 struct SemanticReplicationOptions {

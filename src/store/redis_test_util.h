@@ -13,10 +13,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -181,6 +184,87 @@ class RedisProcess {
   pid_t pid_ = -1;
 };
 
+// ---- replication and Sentinel (only ports: shared with the e2e tests) ----
+
+// The command line (after the binary) of a sentinel on `port` monitoring
+// `master` at 127.0.0.1:primary_port with quorum 1, its config file (which
+// the sentinel rewrites) and log in `dir`. Down after 1 s and failover
+// retried after 2 s, so that a test's failover takes seconds, not minutes.
+inline std::vector<std::string> SentinelArgs(int port, const std::string& dir,
+                                             const std::string& master, int primary_port) {
+  const std::string conf = dir + "/sentinel.conf";
+  std::ofstream out(conf);
+  out << "port " << port << "\n"
+      << "bind 127.0.0.1\n"
+      << "daemonize no\n"
+      << "logfile \"" << dir << "/sentinel.log\"\n"
+      << "dir \"" << dir << "\"\n"
+      << "sentinel monitor " << master << " 127.0.0.1 " << primary_port << " 1\n"
+      << "sentinel down-after-milliseconds " << master << " 1000\n"
+      << "sentinel failover-timeout " << master << " 2000\n";
+  return {conf, "--sentinel"};
+}
+
+// Sentinel's timings are for production: a scheduling stall of more than
+// 2 s on a loaded CI machine puts it in TILT mode, where it does nothing
+// for 30 s, and replica state is refreshed only every 10 s. Shorter
+// periods keep a test's failover within its budget. The error text, or ""
+// when it took.
+inline std::string SpeedUpSentinel(int sentinel_port) {
+  auto r =
+      RedisCall(sentinel_port, {"SENTINEL", "DEBUG", "tilt-period", "1000", "info-period", "1000"});
+  return r && r->type != REDIS_REPLY_ERROR ? std::string() : ReplyText(r);
+}
+
+// A field of the only replica of `master` as the sentinel sees it (SENTINEL
+// REPLICAS), or "".
+inline std::string SentinelReplicaField(int sentinel_port, const std::string& master,
+                                        std::string_view field) {
+  auto r = RedisCall(sentinel_port, {"SENTINEL", "replicas", master});
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1) return "";
+  const redisReply* fields = r->element[0];
+  for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    if (std::string_view(fields->element[i]->str, fields->element[i]->len) == field) {
+      return std::string(fields->element[i + 1]->str, fields->element[i + 1]->len);
+    }
+  }
+  return "";
+}
+
+// Whether the sentinel would fail over to its replica now: one it has not
+// yet heard from itself (flags other than plain "slave", or no link to the
+// primary in its INFO) is no candidate, and the failover would abort and
+// retry only later.
+inline bool SentinelSeesAHealthyReplica(int sentinel_port, const std::string& master) {
+  return SentinelReplicaField(sentinel_port, master, "flags") == "slave" &&
+         SentinelReplicaField(sentinel_port, master, "master-link-status") == "ok";
+}
+
+// A numeric field of INFO replication (master_repl_offset on a primary,
+// slave_repl_offset on a replica), or -1.
+inline int64_t ReplicationOffset(int port, const std::string& field) {
+  const std::string info = ReplyText(RedisCall(port, {"INFO", "replication"}));
+  const auto at = info.find(field + ":");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(info.c_str() + at + field.size() + 1, nullptr, 10);
+}
+
+inline bool IsPrimary(int port) {
+  auto r = RedisCall(port, {"ROLE"});
+  return r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+         std::string_view(r->element[0]->str, r->element[0]->len) == "master";
+}
+
+inline bool ReplicaLinkUp(int replica_port) {
+  return ReplyText(RedisCall(replica_port, {"INFO", "replication"}))
+             .find("master_link_status:up") != std::string::npos;
+}
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 // Polls cond every 20 ms until it holds or timeout_ms passes; returns
 // whether it held. For waiting on other processes, never for asserting
 // speed.
@@ -191,6 +275,18 @@ inline bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms = 1000
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return cond();
+}
+
+// Whether the replica on replica_port has received every write the primary
+// had made when this was called. Replication is asynchronous: a write the
+// replica has not yet received is lost in a failover. (WAIT cannot tell, as
+// it only covers writes made on its own connection.) Polls up to
+// timeout_ms.
+inline bool ReplicaCaughtUp(int primary_port, int replica_port, int64_t timeout_ms = 10000) {
+  const int64_t written = ReplicationOffset(primary_port, "master_repl_offset");
+  if (written <= 0) return false;
+  return WaitFor([&] { return ReplicationOffset(replica_port, "slave_repl_offset") >= written; },
+                 timeout_ms);
 }
 
 }  // namespace llmcache::store_test

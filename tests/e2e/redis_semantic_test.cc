@@ -125,5 +125,46 @@ TEST_F(E2eRedisSemantic, InvalidatingADocumentOnOneReplicaRemovesItsAnswersOnThe
   EXPECT_EQ(Chat(*a_, SystemChatBody(sys, "Where is the cafeteria?")).Cache(), "hit");
 }
 
+// Redis down: /healthz stays 200 but says that the semantic stream is
+// unreachable and why; Redis back: the stream is reported healthy again.
+// (The store's own field can stay until its blocking pool is next used, by
+// maintenance: not waited for here.)
+TEST_F(E2eRedisSemantic, HealthzNamesTheUnreachableStreamUntilRedisIsBack) {
+  ASSERT_EQ(Get(a_->port(), "/healthz").body, R"({"status":"ok"})");
+  redis_.Kill();
+  // A change made meanwhile waits for the stream.
+  auto r = Chat(*a_, SystemChatBody("You are a tour guide.", "When does the museum open?"));
+  ASSERT_EQ(r.status, 200) << r.Describe();
+  boost::json::object health;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto v = Get(a_->port(), "/healthz").Json();
+        if (!v.is_object()) return false;
+        health = v.as_object();
+        const auto* status = health.at("status").if_string();
+        return health.contains("semantic_stream") && status && *status == "degraded";
+      },
+      20s))
+      << boost::json::serialize(health);
+  ASSERT_TRUE(health.at("semantic_stream").is_string());
+  const std::string why(health.at("semantic_stream").as_string());
+  EXPECT_EQ(why.rfind("llmcache:semantic:stream:", 0), 0u) << why;
+  EXPECT_NE(why.find("cannot read"), std::string::npos) << why;
+  EXPECT_EQ(Metric(*a_, "llmcache_semantic_replication_degraded"), 1);
+
+  ASSERT_TRUE(redis_.Restart()) << "redis-server did not restart on port " << redis_.port();
+  std::string body;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto r = Get(a_->port(), "/healthz");
+        body = r.body;
+        return r.status == 200 && r.Json().is_object() &&
+               !r.Json().as_object().contains("semantic_stream");
+      },
+      30s))
+      << body;
+  EXPECT_EQ(Metric(*a_, "llmcache_semantic_replication_degraded"), 0);
+}
+
 }  // namespace
 }  // namespace llmcache::e2e

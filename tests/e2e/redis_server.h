@@ -1,7 +1,7 @@
-// A redis-server child process for the end-to-end tests: on a free loopback
-// port, without persistence (a restarted one is empty, as after a crash of a
-// cache-only deployment). It dies with the test process (PR_SET_PDEATHSIG)
-// and with this object.
+// A redis-server (or sentinel) child process for the end-to-end tests: on a
+// free loopback port, without persistence (a restarted one is empty, as after
+// a crash of a cache-only deployment). It dies with the test process
+// (PR_SET_PDEATHSIG) and with this object.
 #pragma once
 
 #include <fcntl.h>
@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,21 @@ namespace llmcache::e2e {
 
 class RedisServer {
  public:
+  // The command line after the binary for a port and the server's own
+  // directory (e.g. store_test::SentinelArgs).
+  using ArgsFor = std::function<std::vector<std::string>(uint16_t port, const std::string& dir)>;
+
+  // A plain redis-server; `extra` flags appended (e.g. --replicaof).
+  explicit RedisServer(std::vector<std::string> extra = {})
+      : args_for_([extra](uint16_t port, const std::string& dir) {
+          std::vector<std::string> a = {
+              "--port",    std::to_string(port), "--bind",      "127.0.0.1", "--save",
+              "",          "--appendonly",       "no",          "--dir",     dir,
+              "--logfile", dir + "/redis.log",   "--daemonize", "no"};
+          a.insert(a.end(), extra.begin(), extra.end());
+          return a;
+        }) {}
+  explicit RedisServer(ArgsFor args_for) : args_for_(std::move(args_for)) {}
   ~RedisServer() { Kill(); }
 
   // Starts on a free port; retried because another process may take the
@@ -54,6 +70,7 @@ class RedisServer {
   }
 
   uint16_t port() const { return port_; }
+  const std::string& dir() const { return dir_.path(); }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
 
   // A command on a fresh connection; null when Redis cannot be reached.
@@ -69,11 +86,8 @@ class RedisServer {
  private:
   // Spawns redis-server and waits (bounded) until it answers.
   bool Launch() {
-    std::vector<std::string> args = {"redis-server", "--port",      std::to_string(port_),
-                                     "--bind",       "127.0.0.1",   "--save",
-                                     "",             "--appendonly", "no",
-                                     "--dir",        dir_.path(),   "--daemonize",
-                                     "no"};
+    std::vector<std::string> args = args_for_(port_, dir_.path());
+    args.insert(args.begin(), "redis-server");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -96,12 +110,15 @@ class RedisServer {
                    pid_ = -1;  // exited: port taken, or no redis-server
                    return true;
                  }
-                 return Integer("DBSIZE") >= 0;
+                 // PING: a sentinel has no DBSIZE.
+                 auto pong = Call({"PING"});
+                 return pong && pong->type == REDIS_REPLY_STATUS;
                },
                std::chrono::seconds(10), std::chrono::milliseconds(20)) &&
            pid_ > 0;
   }
 
+  ArgsFor args_for_;
   TempDir dir_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
