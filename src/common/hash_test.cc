@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <thread>
+
 #include "llmcache/clock.h"
 #include "llmcache/status.h"
 
@@ -11,6 +14,17 @@ namespace {
 TEST(HashTest, Sha256MatchesKnownVector) {
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// The context is reused per thread: a long input and the calls after it
+// must not carry state over.
+TEST(HashTest, Sha256ReusedContextCarriesNothingOver) {
+  const std::string million(1'000'000, 'a');
+  EXPECT_EQ(Sha256Hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  std::string other_thread;
+  std::thread([&] { other_thread = Sha256Hex("abc"); }).join();
+  EXPECT_EQ(other_thread, Sha256Hex("abc"));
 }
 
 TEST(HashTest, Xxh3DiffersOnOneByte) {
