@@ -10,6 +10,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
@@ -252,6 +253,7 @@ class Gateway::Impl {
     // Pool tasks finish (an Insert in progress completes) before the event
     // loops they report to are destroyed.
     if (semantic_pool_) semantic_pool_->join();
+    admin_pool_.join();
     if (options_.semantic) {
       Status s = options_.semantic->Checkpoint();
       if (!s.ok()) spdlog::warn("semantic index checkpoint failed: {}", s.ToString());
@@ -1375,16 +1377,27 @@ class Gateway::Impl {
       co_await w.Send(JsonResponse(req, 200, StatsJson()));
       co_return;
     }
+    // A purge scans the store and an invalidation erases many keys, over the
+    // network with Redis: both run on the admin thread, not the event loop
+    // that other requests share.
     if (path == "/admin/purge" && req.method() == bhttp::verb::post) {
-      co_await w.Send(Purge(req));
+      auto job = AdminJob([this, &req] { return Purge(req); });
+      Response res =
+          co_await net::co_spawn(admin_pool_.get_executor(), std::move(job), net::use_awaitable);
+      co_await w.Send(std::move(res));
       co_return;
     }
     if (path == "/admin/invalidate" && req.method() == bhttp::verb::post) {
-      co_await w.Send(Invalidate(req));
+      auto job = AdminJob([this, &req] { return Invalidate(req); });
+      Response res =
+          co_await net::co_spawn(admin_pool_.get_executor(), std::move(job), net::use_awaitable);
+      co_await w.Send(std::move(res));
       co_return;
     }
     co_await w.Send(Error(req, 404, "no admin route " + std::string(path), "not_found"));
   }
+
+  static awaitable<Response> AdminJob(std::function<Response()> work) { co_return work(); }
 
   std::string StatsJson() {
     boost::json::object o;
@@ -1602,6 +1615,9 @@ class Gateway::Impl {
   metrics::Family<metrics::Histogram>* semantic_similarity_ = nullptr;
   metrics::Family<metrics::Histogram>* semantic_latency_ = nullptr;
   std::unique_ptr<net::thread_pool> semantic_pool_;
+  // One thread: admin calls are rare, and one at a time keeps purges from
+  // competing with each other.
+  net::thread_pool admin_pool_{1};
   std::atomic<metrics::Histogram*> hit_latency_by_route_[kRoutes] = {};
   std::atomic<metrics::Histogram*> upstream_latency_by_route_[kRoutes] = {};
   std::vector<const char*> tier_names_;  // at most kTierSlots
