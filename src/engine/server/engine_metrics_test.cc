@@ -19,13 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 namespace json = boost::json;
 
-class EngineMetricsTest : public ::testing::Test {
+class EngineMetricsTest : public servertest::TinyModelTest {
  protected:
-  void SetUp() override {
-    LLMCACHE_REQUIRE_PATH(servertest::SpmVocabPath());
-    model_ = servertest::TinyModel();
-    ASSERT_TRUE(model_);
-  }
   void TearDown() override {
     server_.reset();
     if (!disk_dir_.empty()) fs::remove_all(disk_dir_);
@@ -69,7 +64,6 @@ class EngineMetricsTest : public ::testing::Test {
 
   std::map<std::string, double> Scrape() { return servertest::Scrape(server_->port()); }
 
-  std::shared_ptr<const Model> model_;
   std::unique_ptr<EngineServer> server_;
   std::string disk_dir_;
 };

@@ -29,12 +29,11 @@ using servertest::Obj;
 using servertest::Reassemble;
 using servertest::Streamed;
 
-class EngineServerTest : public ::testing::Test {
+class EngineServerTest : public servertest::TinyModelTest {
  protected:
   void SetUp() override {
-    LLMCACHE_REQUIRE_PATH(servertest::SpmVocabPath());
-    model_ = servertest::TinyModel();
-    ASSERT_TRUE(model_);
+    TinyModelTest::SetUp();
+    if (Unready()) return;
     vocab_ = std::make_unique<Vocab>(servertest::VocabOf(*model_));
   }
   void TearDown() override {
@@ -76,7 +75,6 @@ class EngineServerTest : public ::testing::Test {
     return servertest::AnswerText(*vocab_, generated);
   }
 
-  std::shared_ptr<const Model> model_;
   std::unique_ptr<Vocab> vocab_;
   std::shared_ptr<EngineApi> api_;
   std::unique_ptr<EngineServer> server_;

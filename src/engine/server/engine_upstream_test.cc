@@ -20,12 +20,11 @@ namespace json = boost::json;
 using servertest::Call;
 using servertest::Obj;
 
-class EngineUpstreamTest : public ::testing::Test {
+class EngineUpstreamTest : public servertest::TinyModelTest {
  protected:
   void SetUp() override {
-    LLMCACHE_REQUIRE_PATH(servertest::SpmVocabPath());
-    model_ = servertest::TinyModel();
-    ASSERT_TRUE(model_);
+    TinyModelTest::SetUp();
+    if (Unready()) return;
     vocab_ = std::make_unique<Vocab>(servertest::VocabOf(*model_));
     auto backend = OpenEngineBackend(*model_, {.n_ctx = 128, .threads = 2});
     ASSERT_TRUE(backend.has_value());
@@ -69,7 +68,6 @@ class EngineUpstreamTest : public ::testing::Test {
                                              servertest::ChatPromptTokens(*vocab_, user), 6));
   }
 
-  std::shared_ptr<const Model> model_;
   std::unique_ptr<Vocab> vocab_;
   std::shared_ptr<EngineApi> api_;
   std::unique_ptr<gateway::Gateway> gw_;

@@ -36,19 +36,13 @@ Outcome RunOne(EngineBackend& backend, CompletionRequest request, size_t cancel_
   return *outcome;
 }
 
-class SerialEngineTest : public ::testing::Test {
+class SerialEngineTest : public servertest::TinyModelTest {
  protected:
-  void SetUp() override {
-    LLMCACHE_REQUIRE_PATH(servertest::SpmVocabPath());
-    model_ = servertest::TinyModel();
-    ASSERT_TRUE(model_);
-  }
   std::unique_ptr<EngineBackend> Open(uint32_t n_ctx) {
     auto b = OpenEngineBackend(*model_, {.n_ctx = n_ctx, .threads = 2, .serial = true});
     EXPECT_TRUE(b.has_value());
     return b ? std::move(*b) : nullptr;
   }
-  std::shared_ptr<const Model> model_;
 };
 
 TEST_F(SerialEngineTest, GreedyTokensMatchTheReferenceAndUsageCountsThem) {

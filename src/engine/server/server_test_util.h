@@ -74,6 +74,21 @@ inline std::shared_ptr<const Model> TinyModel(const std::string& chat_template =
 
 inline Vocab VocabOf(const Model& model) { return *Vocab::FromGguf(model.gguf()); }
 
+// The fixture of the server tests: the tiny model above, or the test is
+// skipped when the reference vocabulary is not installed. A derived SetUp
+// calls this one first and returns when Unready().
+class TinyModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    LLMCACHE_REQUIRE_PATH(SpmVocabPath());
+    model_ = TinyModel();
+    ASSERT_TRUE(model_);
+  }
+  bool Unready() const { return IsSkipped() || HasFatalFailure(); }
+
+  std::shared_ptr<const Model> model_;
+};
+
 // What the backends must reproduce: greedy decoding on one Session, ending
 // after an end-of-generation token (included) or n tokens.
 inline std::vector<int32_t> ReferenceGreedy(const Model& model, const Vocab& vocab,
