@@ -35,12 +35,8 @@ MODEL_DIR="${MODEL_DIR:-}"
 
 [[ -x "$ENGINE_BENCH_BIN" ]] || die "no engine_bench at $ENGINE_BENCH_BIN (build the engine_bench target with -DLLMCACHE_BUILD_BENCH=ON)"
 [[ -f "$VOCAB" ]] || die "no vocab GGUF at $VOCAB (scripts/install-deps installs models/llama-cpp)"
-BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmcache-bench-$BENCH_NAME.XXXXXX")"
-trap bench_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
-cp "$ENGINE_BENCH_BIN" "$BENCH_TMP/engine_bench"
-BIN="$BENCH_TMP/engine_bench"
+bench_tmp "$BENCH_NAME" "$ENGINE_BENCH_BIN"
+BIN="$BENCH_BIN"
 MODEL_DIR="${MODEL_DIR:-$BENCH_TMP/models}"
 mkdir -p "$MODEL_DIR"
 

@@ -39,19 +39,26 @@ bench_cleanup() {
   return $rc
 }
 
+# bench_tmp NAME BIN: the run's temporary directory (removed on exit unless
+# KEEP_TMP=1), and a private copy of BIN in it, printed to BENCH_BIN: a
+# rebuild of the tree during the run must not swap the binary under us.
+bench_tmp() {
+  local name="$1" bin="$2"
+  BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmcache-bench-$name.XXXXXX")"
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+  BENCH_BIN="$BENCH_TMP/$(basename "$bin")"
+  cp "$bin" "$BENCH_BIN"
+}
+
 bench_init() {
   local name="$1"
   command -v wrk >/dev/null || die "wrk not found (scripts/install-deps installs it)"
   command -v node >/dev/null || die "node not found"
   [[ -x "$LLMCACHE_BIN" ]] || die "no gateway binary at $LLMCACHE_BIN (build the llmcache target)"
-  BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/llmcache-bench-$name.XXXXXX")"
-  trap bench_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM HUP
-  # Run a private copy: a rebuild of the tree during the run must not swap
-  # the binary under us.
-  cp "$LLMCACHE_BIN" "$BENCH_TMP/llmcache"
-  LLMCACHE_BIN="$BENCH_TMP/llmcache"
+  bench_tmp "$name" "$LLMCACHE_BIN"
+  LLMCACHE_BIN="$BENCH_BIN"
   "$LLMCACHE_BIN" --help >/dev/null 2>&1 || die "the copied gateway binary does not run"
 }
 
