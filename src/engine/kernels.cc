@@ -533,4 +533,41 @@ void MatVecRows(const WeightMatrix& w, const uint8_t* act, VecDotFn dot, size_t 
   for (size_t r = row_begin; r < row_end; ++r) out[r] = dot(w.data + r * w.row_bytes, act, w.cols);
 }
 
+namespace {
+
+template <VecDotFn kDot>
+void MatMulByVecDot(const WeightMatrix& w, const uint8_t* const* acts, size_t n_acts,
+                    size_t row_begin, size_t row_end, float* out, size_t out_stride) {
+  // Rows in tiles small enough to stay in cache while every activation
+  // passes over them: the weights stream from memory once.
+  constexpr size_t kTile = 16;
+  for (size_t t = row_begin; t < row_end; t += kTile) {
+    const size_t te = std::min(row_end, t + kTile);
+    for (size_t a = 0; a < n_acts; ++a) MatVecRows(w, acts[a], kDot, t, te, out + a * out_stride);
+  }
+}
+
+}  // namespace
+
+MatMulFn GetMatMul(GgmlType weight_type, KernelIsa isa) {
+  const bool avx2 = isa == KernelIsa::kAvx2 && KernelIsaSupported(KernelIsa::kAvx2);
+  switch (weight_type) {
+    case GgmlType::kF32:
+      return avx2 ? MatMulByVecDot<DotF32Avx2> : MatMulByVecDot<DotF32Ref>;
+    case GgmlType::kF16:
+      return avx2 ? MatMulByVecDot<DotHalfAvx2<false>> : MatMulByVecDot<DotHalfRef<Fp16ToFp32>>;
+    case GgmlType::kBF16:
+      return avx2 ? MatMulByVecDot<DotHalfAvx2<true>> : MatMulByVecDot<DotHalfRef<Bf16ToFp32>>;
+    case GgmlType::kQ8_0:
+      return avx2 ? MatMulByVecDot<DotQ8_0Avx2> : MatMulByVecDot<DotQ8_0Ref>;
+    case GgmlType::kQ4_0:
+      return avx2 ? MatMulByVecDot<DotQ4_0Avx2> : MatMulByVecDot<DotQ4_0Ref>;
+    case GgmlType::kQ4_K:
+      return avx2 ? MatMulByVecDot<DotQ4_KAvx2> : MatMulByVecDot<DotQ4_KRef>;
+    case GgmlType::kQ6_K:
+      return avx2 ? MatMulByVecDot<DotQ6_KAvx2> : MatMulByVecDot<DotQ6_KRef>;
+  }
+  return MatMulByVecDot<DotF32Ref>;
+}
+
 }  // namespace llmcache::engine

@@ -82,4 +82,15 @@ struct WeightMatrix {
 void MatVecRows(const WeightMatrix& w, const uint8_t* act, VecDotFn dot, size_t row_begin,
                 size_t row_end, float* out);
 
+// Weight rows [row_begin, row_end) times `n_acts` activations, each in the
+// weight type's vec-dot format: out[a * out_stride + r] = row r . acts[a].
+// Every result is bit-identical to GetVecDot(w.type, isa)(row, acts[a], ...):
+// a token's logits must not depend on how many tokens were evaluated with it
+// (prefill, decode, a prefix-cache hit in the middle). A blocked kernel reads
+// each weight block once for several activations; types without one loop
+// over the vec-dot, a cache-sized tile of rows at a time.
+using MatMulFn = void (*)(const WeightMatrix& w, const uint8_t* const* acts, size_t n_acts,
+                          size_t row_begin, size_t row_end, float* out, size_t out_stride);
+MatMulFn GetMatMul(GgmlType weight_type, KernelIsa isa);
+
 }  // namespace llmcache::engine

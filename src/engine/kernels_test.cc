@@ -80,6 +80,54 @@ TEST_P(KernelTest, MatVecRowsFillsOnlyItsRange) {
   }
 }
 
+// The batched kernels against the vec-dot, bit for bit, for every ISA and
+// for activation counts and row ranges that do not fill a kernel's tile.
+TEST_P(KernelTest, MatMulIsBitIdenticalToVecDotAndFillsOnlyItsRange) {
+  const GgmlType type = GetParam();
+  constexpr size_t kCols = 512, kRows = 37, kActs = 19;
+  const auto w = RandomFloats(kCols * kRows, 11, 1.0f);
+  const size_t rb = *RowBytes(type, kCols);
+  std::vector<uint8_t> data(rb * kRows);
+  for (size_t r = 0; r < kRows; ++r) {
+    ASSERT_TRUE(QuantizeRow(type, std::span(w).subspan(r * kCols, kCols),
+                            std::span(data).subspan(r * rb, rb))
+                    .ok());
+  }
+  std::vector<std::vector<uint8_t>> acts(kActs);
+  std::vector<const uint8_t*> act_ptrs(kActs);
+  for (size_t a = 0; a < kActs; ++a) {
+    auto x = RandomFloats(kCols, 100 + a, 2.0f);
+    if (a == 3) std::fill(x.begin(), x.end(), 0.0f);
+    acts[a].resize(ActivationBytes(type, kCols));
+    ConvertActivation(type, x, acts[a]);
+    act_ptrs[a] = acts[a].data();
+  }
+  const WeightMatrix m{type, data.data(), kRows, kCols, rb};
+  for (KernelIsa isa : {KernelIsa::kGeneric, KernelIsa::kAvx2}) {
+    if (!KernelIsaSupported(isa)) continue;
+    const VecDotFn dot = GetVecDot(type, isa);
+    const MatMulFn matmul = GetMatMul(type, isa);
+    for (size_t n_acts : {size_t{1}, size_t{2}, size_t{5}, kActs}) {
+      for (auto [rb0, re0] : {std::pair<size_t, size_t>{0, kRows}, {3, 4}, {1, 30}}) {
+        constexpr size_t kStride = kRows + 3;
+        std::vector<float> out(kActs * kStride, -42.0f);
+        matmul(m, act_ptrs.data(), n_acts, rb0, re0, out.data(), kStride);
+        for (size_t a = 0; a < kActs; ++a) {
+          for (size_t r = 0; r < kStride; ++r) {
+            const float got = out[a * kStride + r];
+            if (a >= n_acts || r < rb0 || r >= re0) {
+              ASSERT_EQ(got, -42.0f) << KernelIsaName(isa) << " act " << a << " row " << r;
+            } else {
+              ASSERT_EQ(got, dot(data.data() + r * rb, act_ptrs[a], kCols))
+                  << KernelIsaName(isa) << " n_acts " << n_acts << " act " << a << " row " << r;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, KernelTest,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
                                            GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K,

@@ -274,17 +274,11 @@ void ForwardPass::MatVec(const WeightMatrix& w, const float* x, size_t x_stride,
     act_[r].resize(ActivationBytes(w.type, w.cols));
     ConvertActivation(w.type, {x + r * x_stride, w.cols}, act_[r]);
   }
-  const VecDotFn dot = GetVecDot(w.type, isa_);
-  // Weight rows in tiles small enough to stay in cache while every
-  // activation passes over them: the weights stream from memory once.
-  constexpr size_t kTile = 16;
+  act_ptrs_.resize(n_rows);
+  for (size_t r = 0; r < n_rows; ++r) act_ptrs_[r] = act_[r].data();
+  const MatMulFn matmul = GetMatMul(w.type, isa_);
   pool_->ParallelFor(w.rows, 16, [&](size_t b, size_t e) {
-    for (size_t t = b; t < e; t += kTile) {
-      const size_t te = std::min(e, t + kTile);
-      for (size_t r = 0; r < n_rows; ++r) {
-        MatVecRows(w, act_[r].data(), dot, t, te, out + r * out_stride);
-      }
-    }
+    matmul(w, act_ptrs_.data(), n_rows, b, e, out, out_stride);
   });
 }
 

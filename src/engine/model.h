@@ -151,6 +151,7 @@ class ForwardPass {
   size_t n_rows_ = 0;
   std::vector<float> x_, h_, q_, k_, v_, attn_, ff_gate_, ff_up_, cos_sin_, norm_, logits_tmp_;
   std::vector<std::vector<uint8_t>> act_;
+  std::vector<const uint8_t*> act_ptrs_;  // act_[r].data(), for the batched kernels
 };
 
 struct SessionOptions {
