@@ -65,6 +65,9 @@ struct CanonicalOptions {
   bool normalize_whitespace = false;
   // Maximum nesting of arrays/objects; the top-level object counts as 1.
   size_t max_depth = 64;
+
+  // Every field, so that CanonicalMemo never reuses a form made under other options.
+  bool operator==(const CanonicalOptions&) const = default;
 };
 
 // An OpenAI-style error, ready to be rendered as

@@ -13,6 +13,7 @@
 
 #include "gateway/cache_control.h"
 #include "gateway/canonical.h"
+#include "gateway/canonical_memo.h"
 #include "gateway/stream_convert.h"
 
 namespace {
@@ -32,6 +33,19 @@ bool IsLowerHex64(const std::string& s) {
   return true;
 }
 
+// Few slots, so that inputs collide and evict each other across runs: the
+// memo must still answer exactly what Canonicalize answers.
+gw::CanonicalMemo& Memo() {
+  static gw::CanonicalMemo memo([] {
+    gw::CanonicalMemo::Options o;
+    o.shards = 2;
+    o.max_bytes = 64 << 10;
+    o.hash = [](std::string_view b) -> uint64_t { return b.size() % 8; };
+    return o;
+  }());
+  return memo;
+}
+
 void FuzzCanonical(std::string_view input) {
   for (Route route : {Route::kChat, Route::kCompletions, Route::kEmbeddings}) {
     bool accepted[2] = {false, false};
@@ -40,6 +54,17 @@ void FuzzCanonical(std::string_view input) {
       options.normalize_whitespace = normalize;
       auto r = gw::Canonicalize(route, input, options);
       accepted[normalize] = r.has_value();
+      for (int twice = 0; twice < 2; ++twice) {
+        auto m = Memo().Canonicalize(route, input, options);
+        Check(m.has_value() == r.has_value());
+        if (m && r) {
+          Check((*m)->request().canonical == r->canonical && (*m)->request().model == r->model &&
+                (*m)->request().stream == r->stream &&
+                (*m)->request().include_usage == r->include_usage &&
+                (*m)->request().last_user_text == r->last_user_text);
+          Check((*m)->Key("ns", "rev") == gw::CacheKey(gw::KeyParts{"ns", "rev", r->canonical, route}));
+        }
+      }
       if (!r) {
         Check(r.error().http_status == 400 || r.error().http_status == 413);
         Check(!r.error().message.empty());

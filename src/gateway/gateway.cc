@@ -18,6 +18,7 @@
 #include "common/hash.h"
 #include "gateway/cache_control.h"
 #include "gateway/canonical.h"
+#include "gateway/canonical_memo.h"
 #include "gateway/model_revisions.h"
 #include "gateway/single_flight.h"
 #include "gateway/stream_convert.h"
@@ -283,7 +284,9 @@ class Gateway::Impl {
   struct RequestContext {
     Route route;
     const char* route_name;
-    CanonicalRequest canon;
+    // The memo's entry and its request (never null once canonicalized).
+    CanonicalMemo::EntryPtr canon_entry;
+    const CanonicalRequest* canon = nullptr;
     RequestCachePolicy policy;
     std::string ns;  // effective namespace
     std::string key;
@@ -497,7 +500,7 @@ class Gateway::Impl {
   static_assert(kOutcomes == 3, "ModelMetrics::requests has one slot per Outcome");
 
   ModelMetrics& MetricsOf(const RequestContext& c) {
-    return c.metrics ? *c.metrics : MetricsFor(c.canon.model);
+    return c.metrics ? *c.metrics : MetricsFor(c.canon->model);
   }
 
   void CountRequest(const RequestContext& c, Outcome result) {
@@ -596,14 +599,15 @@ class Gateway::Impl {
     const NamespacePolicy& nsp = NamespaceFor(ns);
     CanonicalOptions copts;
     copts.normalize_whitespace = nsp.normalize_whitespace;
-    auto canon = Canonicalize(route, req.body(), copts);
+    auto canon = canonical_memo_.Canonicalize(route, req.body(), copts);
     if (!canon) {
       bad_requests_->With({"invalid_request"}).Inc();
       const RequestError& e = canon.error();
       co_await w.Send(Error(req, e.http_status, e.message, e.code, e.param, e.type));
       co_return;
     }
-    c.canon = std::move(*canon);
+    c.canon_entry = std::move(*canon);
+    c.canon = &c.canon_entry->request();
     auto policy = ParseRequestCachePolicy(req[bhttp::field::cache_control], req["x-llmcache-ttl"]);
     if (!policy) {
       bad_requests_->With({"cache_control"}).Inc();
@@ -612,7 +616,7 @@ class Gateway::Impl {
       co_return;
     }
     c.policy = *policy;
-    const ModelPolicy* mp = ModelFor(c.canon.model);
+    const ModelPolicy* mp = ModelFor(c.canon->model);
     if (!nsp.cache || (mp && !mp->cache)) c.policy.lookup = c.policy.store = false;
 
     // Tenancy: when the client's own credential goes upstream, it joins the
@@ -648,9 +652,9 @@ class Gateway::Impl {
       c.ttl_ms = options_.default_ttl_ms;
     }
 
-    std::string revision = revisions_.Get(c.canon.model);
-    c.key = CacheKey({c.ns, revision, c.canon.canonical, route});
-    c.metrics = &MetricsFor(c.canon.model);
+    std::string revision = revisions_.Get(c.canon->model);
+    c.key = c.canon_entry->Key(c.ns, revision);
+    c.metrics = &MetricsFor(c.canon->model);
     c.model_label = c.metrics->label;
 
     if (c.policy.lookup) {
@@ -697,14 +701,14 @@ class Gateway::Impl {
     q->reason = "disabled";
     if (c.route != Route::kChat || !nsp.semantic) return q;
     boost::system::error_code ec;
-    auto v = boost::json::parse(c.canon.canonical, ec);
+    auto v = boost::json::parse(c.canon->canonical, ec);
     if (ec) {
       q->reason = "invalid";
       return q;
     }
     // The effective namespace (with the credential hash) partitions the
     // index, so no tenant is matched against another's questions.
-    SemanticKey key{c.ns, c.canon.model, revision, c.route};
+    SemanticKey key{c.ns, c.canon->model, revision, c.route};
     *q = options_.semantic->Prepare(v, key);
     return q;
   }
@@ -789,7 +793,7 @@ class Gateway::Impl {
     UpstreamRequest u = ForwardedRequest(req, "POST", RoutePath(c.route));
     // The gateway always records usage (for tokens saved), and our own
     // extension object must not reach upstreams that reject unknown fields.
-    bool wants_usage = c.canon.stream && c.route != Route::kEmbeddings && !c.canon.include_usage;
+    bool wants_usage = c.canon->stream && c.route != Route::kEmbeddings && !c.canon->include_usage;
     if (wants_usage || u.body.find("\"llmcache\"") != std::string::npos) {
       boost::system::error_code ec;
       auto v = boost::json::parse(u.body, ec);
@@ -829,7 +833,7 @@ class Gateway::Impl {
                            const CacheEntry& e, const char* tier) {
     std::string age =
         std::to_string(std::max<int64_t>(0, clock_->NowMillis() - e.created_ms) / 1000);
-    if (c.canon.stream) {
+    if (c.canon->stream) {
       std::vector<std::string> synthesized;
       const std::vector<std::string>* events = &e.sse_events;
       if (!e.is_stream()) {
@@ -844,7 +848,7 @@ class Gateway::Impl {
       h.set(bhttp::field::cache_control, "no-cache");
       h.set(bhttp::field::age, age);
       SetCacheHeaders(h, c, c.hit_result);
-      std::string payload = FormatEvents(*events, c.canon.include_usage, true);
+      std::string payload = FormatEvents(*events, c.canon->include_usage, true);
       RecordHit(c, e, tier);
       if (co_await w.BeginStream(std::move(h)) && co_await w.WriteChunk(payload))
         co_await w.EndStream();
@@ -920,7 +924,7 @@ class Gateway::Impl {
     if (e.completion_tokens)
       Resolved(m.completion_tokens_saved, *tokens_saved_, {c.model_label, "completion"})
           .Inc(uint64_t{e.completion_tokens});
-    if (const ModelPolicy* mp = ModelFor(c.canon.model)) {
+    if (const ModelPolicy* mp = ModelFor(c.canon->model)) {
       double usd = (e.prompt_tokens * mp->input_usd_per_mtok +
                     e.completion_tokens * mp->output_usd_per_mtok) /
                    1e6;
@@ -935,7 +939,7 @@ class Gateway::Impl {
     auto e = std::make_shared<CacheEntry>();
     e->key = c.key;
     e->ns = c.ns;
-    e->model = c.canon.model;
+    e->model = c.canon->model;
     e->route = c.route;
     e->created_ms = e->last_access_ms = clock_->NowMillis();
     e->ttl_ms = c.ttl_ms;
@@ -1093,7 +1097,7 @@ class Gateway::Impl {
       if (flight_) flight_->AppendEvents(fresh);
       // [DONE] is held back until the answer is stored (CallUpstream).
       if (client_ok_ && !fresh.empty()) {
-        client_ok_ = co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon.include_usage, false));
+        client_ok_ = co_await w_.WriteChunk(gw_.FormatEvents(fresh, c_.canon->include_usage, false));
       }
       recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()),
                        std::make_move_iterator(fresh.end()));
@@ -1182,7 +1186,7 @@ class Gateway::Impl {
       // Only now the client sees [DONE]: a client that saw it can count on
       // the entry being in the store (as for whole answers, stored before
       // they are sent).
-      if (sink.client_ok_ && co_await w.WriteChunk(FormatEvents({}, c.canon.include_usage, true)))
+      if (sink.client_ok_ && co_await w.WriteChunk(FormatEvents({}, c.canon->include_usage, true)))
         co_await w.EndStream();
       co_return;
     }
@@ -1213,7 +1217,7 @@ class Gateway::Impl {
       flight->SetHead(status, sink.content_type_, false, sink.RelayHeaders());
       flight->Finish(sink.body_);
     }
-    if (ok && c.canon.stream) {
+    if (ok && c.canon->stream) {
       // Asked for a stream, got a whole answer: stream it anyway.
       co_await SendAsStream(c, w, sink.body_, c.policy.lookup ? "miss" : "bypass");
       co_return;
@@ -1241,7 +1245,7 @@ class Gateway::Impl {
     h.set(bhttp::field::content_type, "text/event-stream");
     SetCacheHeaders(h, c, result);
     if (co_await w.BeginStream(std::move(h)) &&
-        co_await w.WriteChunk(FormatEvents(*events, c.canon.include_usage, true)))
+        co_await w.WriteChunk(FormatEvents(*events, c.canon->include_usage, true)))
       co_await w.EndStream();
   }
 
@@ -1249,7 +1253,7 @@ class Gateway::Impl {
   // and whole answers as its own request asks.
   awaitable<void> Follow(RequestContext& c, const Request& req, ResponseWriter& w, Flight& flight) {
     size_t seen = 0;
-    Flight::View v = co_await flight.Next(seen, c.canon.stream);
+    Flight::View v = co_await flight.Next(seen, c.canon->stream);
     const char* result = v.from_cache ? "hit" : c.policy.lookup ? "miss" : "bypass";
     auto send_plain = [&](unsigned status, std::string body) -> awaitable<void> {
       Response res{static_cast<bhttp::status>(status), req.version()};
@@ -1270,7 +1274,7 @@ class Gateway::Impl {
       co_await send_plain(v.status, std::move(v.body));
       co_return;
     }
-    if (!c.canon.stream) {
+    if (!c.canon->stream) {
       // Only the final state is returned to a non-stream follower.
       if (v.stream && v.status / 100 == 2) {
         auto body = AssembleFromStream(c.route, v.events);
@@ -1306,7 +1310,7 @@ class Gateway::Impl {
         co_return;
       }
       if ((!v.events.empty() || done) &&
-          !co_await w.WriteChunk(FormatEvents(v.events, c.canon.include_usage, done)))
+          !co_await w.WriteChunk(FormatEvents(v.events, c.canon->include_usage, done)))
         co_return;
       if (done) {
         co_await w.EndStream();
@@ -1592,6 +1596,8 @@ class Gateway::Impl {
   UpstreamFactory factory_;
   http::BaseUrl base_;
   ModelRevisions revisions_;
+  // Repeated bodies (the hits) skip the JSON parse, canonical form and SHA-256.
+  CanonicalMemo canonical_memo_;
   FlightTable flights_;
   PendingCalls pending_;
   std::unique_ptr<http::Server> server_;
