@@ -18,6 +18,7 @@
 
 #include "common/hash.h"
 #include "gateway/canonical.h"
+#include "gateway/canonical_memo.h"
 #include "llmcache/store.h"
 
 #ifndef LLMCACHE_BENCH_TEMPLATE
@@ -72,6 +73,23 @@ void BM_CacheKey(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CacheKey);
+
+// What a repeated body costs instead of the two above: the memo's lookup
+// (hash, full compare of the body) and its remembered key.
+void BM_MemoCanonicalizeAndKey(benchmark::State& state) {
+  const std::string body = RequestBody("hit-0");
+  llmcache::gateway::CanonicalMemo memo;
+  if (!memo.Canonicalize(Route::kChat, body, {})) {
+    state.SkipWithError("request template not found (run from the repository root)");
+    return;
+  }
+  for (auto _ : state) {
+    auto e = memo.Canonicalize(Route::kChat, body, {});
+    auto key = (*e)->Key("default", "sha256:aaaa");
+    benchmark::DoNotOptimize(key);
+  }
+}
+BENCHMARK(BM_MemoCanonicalizeAndKey);
 
 // A memory tier holding N entries shaped like the HTTP benchmarks' (64-hex
 // key, ~1.1 KB body); every key read once before timing, so the timed
