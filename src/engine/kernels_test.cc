@@ -21,6 +21,19 @@ std::vector<float> RandomFloats(size_t n, uint64_t seed, float scale) {
   return v;
 }
 
+// `rows` rows of `cols` random weights in [-1, 1], quantized to `type`.
+std::vector<uint8_t> RandomMatrix(GgmlType type, size_t rows, size_t cols, uint64_t seed) {
+  const auto w = RandomFloats(cols * rows, seed, 1.0f);
+  const size_t rb = *RowBytes(type, cols);
+  std::vector<uint8_t> data(rb * rows);
+  for (size_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, std::span(w).subspan(r * cols, cols),
+                            std::span(data).subspan(r * rb, rb))
+                    .ok());
+  }
+  return data;
+}
+
 TEST_P(KernelTest, FastMatchesReferenceAndReferenceMatchesFloats) {
   const GgmlType type = GetParam();
   constexpr size_t kN = 1024;  // four K-quant super-blocks
@@ -56,14 +69,8 @@ TEST_P(KernelTest, FastMatchesReferenceAndReferenceMatchesFloats) {
 TEST_P(KernelTest, MatVecRowsFillsOnlyItsRange) {
   const GgmlType type = GetParam();
   constexpr size_t kCols = 256, kRows = 8;
-  const auto w = RandomFloats(kCols * kRows, 7, 1.0f);
   const size_t rb = *RowBytes(type, kCols);
-  std::vector<uint8_t> data(rb * kRows);
-  for (size_t r = 0; r < kRows; ++r) {
-    ASSERT_TRUE(QuantizeRow(type, std::span(w).subspan(r * kCols, kCols),
-                            std::span(data).subspan(r * rb, rb))
-                    .ok());
-  }
+  const std::vector<uint8_t> data = RandomMatrix(type, kRows, kCols, 7);
   const auto x = RandomFloats(kCols, 8, 1.0f);
   std::vector<uint8_t> act(ActivationBytes(type, kCols));
   ConvertActivation(type, x, act);
@@ -85,14 +92,8 @@ TEST_P(KernelTest, MatVecRowsFillsOnlyItsRange) {
 TEST_P(KernelTest, MatMulIsBitIdenticalToVecDotAndFillsOnlyItsRange) {
   const GgmlType type = GetParam();
   constexpr size_t kCols = 512, kRows = 37, kActs = 19;
-  const auto w = RandomFloats(kCols * kRows, 11, 1.0f);
   const size_t rb = *RowBytes(type, kCols);
-  std::vector<uint8_t> data(rb * kRows);
-  for (size_t r = 0; r < kRows; ++r) {
-    ASSERT_TRUE(QuantizeRow(type, std::span(w).subspan(r * kCols, kCols),
-                            std::span(data).subspan(r * rb, rb))
-                    .ok());
-  }
+  const std::vector<uint8_t> data = RandomMatrix(type, kRows, kCols, 11);
   std::vector<std::vector<uint8_t>> acts(kActs);
   std::vector<const uint8_t*> act_ptrs(kActs);
   for (size_t a = 0; a < kActs; ++a) {
