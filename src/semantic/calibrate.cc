@@ -9,6 +9,7 @@
 
 #include "semantic/context_key.h"
 #include "semantic/eval.h"
+#include "semantic/jsonl.h"
 #include "semantic/use_lite.h"
 
 namespace llmcache::semantic {
@@ -29,22 +30,13 @@ double Rate(size_t n, size_t d) { return d ? static_cast<double>(n) / d : 0; }
 }  // namespace
 
 Result<std::vector<LabelledPair>> LoadPairs(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Err(Status::NotFound("cannot open " + path));
   std::vector<LabelledPair> pairs;
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
+  Status s = ForEachJsonlObject(path, [&](const json::object* o, size_t n) {
     auto field = [&](const char* k) { return o ? o->if_contains(k) : nullptr; };
     const json::value *a = field("a"), *b = field("b"), *same = field("same");
     if (!a || !a->is_string() || !b || !b->is_string() || !same || !same->is_bool()) {
-      return Err(Status::InvalidArgument(path + ":" + std::to_string(n) +
-                                         ": need {\"a\",\"b\",\"same\",\"lang\",\"kind\"}"));
+      return Status::InvalidArgument(path + ":" + std::to_string(n) +
+                                     ": need {\"a\",\"b\",\"same\",\"lang\",\"kind\"}");
     }
     LabelledPair p;
     p.a = std::string(a->get_string());
@@ -53,7 +45,9 @@ Result<std::vector<LabelledPair>> LoadPairs(const std::string& path) {
     if (auto* l = field("lang"); l && l->is_string()) p.lang = std::string(l->get_string());
     if (auto* k = field("kind"); k && k->is_string()) p.kind = std::string(k->get_string());
     pairs.push_back(std::move(p));
-  }
+    return Status::OK();
+  });
+  if (!s.ok()) return Err(s);
   return pairs;
 }
 

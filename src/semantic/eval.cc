@@ -10,6 +10,7 @@
 #include <set>
 
 #include "semantic/context_key.h"
+#include "semantic/jsonl.h"
 #include "semantic/llm_verifier.h"
 #include "semantic/semantic_cache.h"
 #include "semantic/use_lite.h"
@@ -64,24 +65,15 @@ std::set<std::string> HeldOutIntents(const std::vector<EvalItem>& items, double 
 }  // namespace
 
 Result<std::vector<EvalItem>> LoadEvalSet(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Err(Status::NotFound("cannot open " + path));
   std::vector<EvalItem> items;
-  std::string line;
-  size_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    boost::system::error_code ec;
-    json::value v = json::parse(line, ec);
-    const json::object* o = ec ? nullptr : v.if_object();
+  Status s = ForEachJsonlObject(path, [&](const json::object* o, size_t n) {
     auto str = [&](const char* k) -> const json::string* {
       const json::value* f = o ? o->if_contains(k) : nullptr;
       return f ? f->if_string() : nullptr;
     };
     if (!str("text") || !str("intent")) {
-      return Err(Status::InvalidArgument(path + ":" + std::to_string(n) +
-                                         ": need {\"text\",\"intent\",\"family\",\"lang\"}"));
+      return Status::InvalidArgument(path + ":" + std::to_string(n) +
+                                     ": need {\"text\",\"intent\",\"family\",\"lang\"}");
     }
     EvalItem item;
     item.text = std::string(*str("text"));
@@ -89,7 +81,9 @@ Result<std::vector<EvalItem>> LoadEvalSet(const std::string& path) {
     item.family = str("family") ? std::string(*str("family")) : item.intent;
     item.lang = str("lang") ? std::string(*str("lang")) : "?";
     items.push_back(std::move(item));
-  }
+    return Status::OK();
+  });
+  if (!s.ok()) return Err(s);
   return items;
 }
 
