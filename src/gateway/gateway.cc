@@ -1384,15 +1384,11 @@ class Gateway::Impl {
     // A purge scans the store and an invalidation erases many keys, over the
     // network with Redis: both run on the admin thread, not the event loop
     // that other requests share.
-    if (path == "/admin/purge" && req.method() == bhttp::verb::post) {
-      auto job = AdminJob([this, &req] { return Purge(req); });
-      Response res =
-          co_await net::co_spawn(admin_pool_.get_executor(), std::move(job), net::use_awaitable);
-      co_await w.Send(std::move(res));
-      co_return;
-    }
-    if (path == "/admin/invalidate" && req.method() == bhttp::verb::post) {
-      auto job = AdminJob([this, &req] { return Invalidate(req); });
+    Response (Impl::*work)(const Request&) = nullptr;
+    if (path == "/admin/purge" && req.method() == bhttp::verb::post) work = &Impl::Purge;
+    if (path == "/admin/invalidate" && req.method() == bhttp::verb::post) work = &Impl::Invalidate;
+    if (work) {
+      auto job = AdminJob([this, &req, work] { return (this->*work)(req); });
       Response res =
           co_await net::co_spawn(admin_pool_.get_executor(), std::move(job), net::use_awaitable);
       co_await w.Send(std::move(res));
