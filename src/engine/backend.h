@@ -48,7 +48,16 @@ struct CompletionCallbacks {
   // Optional; polled between steps: true drops the request at once, even
   // while it is queued or prefilling (no token to refuse yet), as cancelled.
   std::function<bool()> cancelled;
+  // Optional; asked when the request was cancelled: true when the caller
+  // cancelled because the text reached one of its stop strings. That is a
+  // normal end (kStop), not a client that left (kCancelled).
+  std::function<bool()> stop_string;
 };
+
+// How a cancelled request ends: kStop when a stop string ended it.
+inline FinishReason CancelledFinish(const CompletionCallbacks& cb) {
+  return cb.stop_string && cb.stop_string() ? FinishReason::kStop : FinishReason::kCancelled;
+}
 
 // What a backend reports for metrics: counters since it started, and its
 // state now.

@@ -152,7 +152,7 @@ void BatchedEngine::Loop() {
         s.usage.finish = FinishReason::kStop;
         Finish(s, s.usage);
       } else if (!keep) {
-        s.usage.finish = FinishReason::kCancelled;
+        s.usage.finish = CancelledFinish(s.callbacks);
         Finish(s, s.usage);
       } else if (s.usage.completion_tokens >= s.max_new) {
         s.usage.finish = FinishReason::kLength;
@@ -206,7 +206,7 @@ void BatchedEngine::DropCancelled() {
   auto drop = [this](Sequence& s) {
     if (!s.callbacks.on_done || !s.callbacks.cancelled || !s.callbacks.cancelled()) return false;
     s.usage.prompt_tokens = static_cast<uint32_t>(s.request.prompt.size());
-    s.usage.finish = FinishReason::kCancelled;
+    s.usage.finish = CancelledFinish(s.callbacks);
     Finish(s, s.usage);
     return true;
   };

@@ -591,7 +591,7 @@ awaitable<void> EngineApi::Complete(Prepared p, ApiResponder& out) {
       if (text.stopped()) break;  // tokens the backend made before it saw the cancel
       ++n_tokens;
       delta += text.Push(t);
-      if (text.stopped()) pipe.Cancel();
+      if (text.stopped()) pipe.CancelAtStopString();
     }
     if (batch.done.has_value()) {
       if (!batch.done->has_value()) {

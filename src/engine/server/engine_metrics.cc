@@ -64,8 +64,8 @@ void RegisterEngineMetrics(metrics::Registry& registry, std::shared_ptr<EngineAp
   const EngineStats now = api->stats();
   Families f(registry, api);
   f.Labelled(true, "llmcache_engine_requests_total",
-             "Engine requests that ended, by result (stop, length, error, cancelled: the "
-             "client left or a stop string ended the text)",
+             "Engine requests that ended, by result (stop: an end-of-generation token or a "
+             "stop string, length, error, cancelled: the client left)",
              "result", [](const EngineStats& s) {
                return Pairs{
                    {"stop", s.finished[static_cast<size_t>(FinishReason::kStop)]},

@@ -212,6 +212,10 @@ TEST_F(EngineServerTest, StopStringsEndTheAnswerWithoutTheStopText) {
   Streamed s = Reassemble(Post("/v1/completions", body).body, false);
   EXPECT_EQ(s.text, before);
   EXPECT_EQ(s.finish, "stop");
+  // Both ended normally: a stop string is not a client that went away.
+  const auto m = servertest::Scrape(server_->port());
+  EXPECT_EQ(m.at("llmcache_engine_requests_total{result=\"stop\"}"), 2);
+  EXPECT_EQ(m.at("llmcache_engine_requests_total{result=\"cancelled\"}"), 0);
 }
 
 TEST_F(EngineServerTest, MaxTokensEndsWithLengthAndIsClampedToTheContext) {

@@ -102,7 +102,7 @@ Result<CompletionUsage> SerialEngine::Run(const CompletionRequest& request,
     const int32_t token = sampler.Sample(*logits);
     ++usage.completion_tokens;
     if (!callbacks.on_token(token)) {
-      usage.finish = FinishReason::kCancelled;
+      usage.finish = CancelledFinish(callbacks);
       break;
     }
     if (eog_.contains(token) || std::find(request.stop_tokens.begin(), request.stop_tokens.end(),

@@ -12,6 +12,7 @@ struct TokenPipe::State {
   std::vector<int32_t> tokens;
   std::optional<Result<CompletionUsage>> done;
   bool cancelled = false;
+  bool stop_string = false;
   bool wake_pending = false;
   // Null once the pipe is gone; only the event-loop thread writes it.
   net::steady_timer* timer = nullptr;
@@ -58,12 +59,22 @@ CompletionCallbacks TokenPipe::Callbacks() {
     std::lock_guard lock(s->mu);
     return s->cancelled;
   };
+  cb.stop_string = [s = state_] {
+    std::lock_guard lock(s->mu);
+    return s->stop_string;
+  };
   return cb;
 }
 
 void TokenPipe::Cancel() {
   std::lock_guard lock(state_->mu);
   state_->cancelled = true;
+}
+
+void TokenPipe::CancelAtStopString() {
+  std::lock_guard lock(state_->mu);
+  state_->cancelled = true;
+  state_->stop_string = true;
 }
 
 http::awaitable<TokenPipe::Batch> TokenPipe::Next(std::chrono::steady_clock::duration max_wait) {

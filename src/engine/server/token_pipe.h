@@ -43,6 +43,9 @@ class TokenPipe {
   // From now on on_token returns false and cancelled true: the backend
   // stops the request.
   void Cancel();
+  // Cancel() because the text reached a stop string: the backend ends the
+  // request as kStop.
+  void CancelAtStopString();
 
  private:
   struct State;
