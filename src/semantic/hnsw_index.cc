@@ -22,6 +22,14 @@
 #include "semantic/vector_index_impl.h"
 
 namespace llmcache::vindex {
+
+size_t HnswSearchBeam(size_t live, size_t ef_search) {
+  constexpr size_t kBase = 500'000;
+  size_t beam = ef_search;
+  for (size_t n = kBase; n < live && beam < (size_t{1} << 20); n *= 2) beam *= 2;
+  return beam;
+}
+
 namespace {
 
 using Graph = hnswlib::HierarchicalNSW<float>;
@@ -203,8 +211,10 @@ void HnswPartition::Search(const float* unit_query, TopK& top) const {
     }
     return;
   }
-  // hnswlib keeps max(ef, k) candidates and returns the best k.
-  auto found = g.searchKnn(unit_query, top.k());
+  // hnswlib keeps max(ef, k) candidates and returns the best k: asking for
+  // more widens the beam; TopK keeps the best k of them.
+  const size_t beam = HnswSearchBeam(live_, shared_.options.hnsw_ef_search);
+  auto found = g.searchKnn(unit_query, beam > g.ef_ ? beam : top.k());
   while (!found.empty()) {
     top.Offer(found.top().second, 1.0f - found.top().first);
     found.pop();

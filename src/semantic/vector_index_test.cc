@@ -10,6 +10,7 @@
 
 #include "common/hash.h"
 #include "semantic/vector_index_conformance_test.h"
+#include "semantic/vector_index_impl.h"
 
 namespace llmcache::vector_index_test {
 namespace {
@@ -104,6 +105,15 @@ TEST(VectorIndexSnapshotTest, StructuralDamageBehindAValidChecksumIsSafe) {
 }
 
 // Without reuse of deleted graph slots, churn would grow the graph forever.
+TEST(HnswIndexTest, SearchBeamWidensAsTheGraphGrows) {
+  EXPECT_EQ(vindex::HnswSearchBeam(0, 64), 64u);
+  EXPECT_EQ(vindex::HnswSearchBeam(500'000, 64), 64u);
+  EXPECT_EQ(vindex::HnswSearchBeam(500'001, 64), 128u);
+  EXPECT_EQ(vindex::HnswSearchBeam(1'000'000, 64), 128u);
+  EXPECT_EQ(vindex::HnswSearchBeam(1'000'001, 64), 256u);
+  EXPECT_EQ(vindex::HnswSearchBeam(4'000'000, 32), 256u);
+}
+
 TEST(HnswIndexTest, ChurnReusesDeletedSlots) {
   VectorIndexOptions options = Kind("hnsw", 0);
   options.dimension = 16;
