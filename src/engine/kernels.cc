@@ -304,17 +304,41 @@ LLMCACHE_AVX2 float DotHalfAvx2(const uint8_t* row, const uint8_t* act, size_t n
   return sum;
 }
 
-LLMCACHE_AVX2 float DotQ8_0Avx2(const uint8_t* row, const uint8_t* act, size_t n) {
-  const auto* x = reinterpret_cast<const BlockQ8_0*>(row);
+// kRows weight rows against one activation. Each row's arithmetic is the
+// one-row kernel's, in the same order (so results are bit-identical); the
+// rows share the activation's loads and scale, and their independent FMA
+// chains keep the core busy where one row's chain would stall on latency.
+template <int kRows>
+LLMCACHE_AVX2 inline void DotQ8_0Rows(const uint8_t* const* rows, const uint8_t* act, size_t n,
+                                      float* out) {
   const auto* y = reinterpret_cast<const BlockQ8_0*>(act);
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < n / kQK8_0; ++b) {
-    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
-    const __m256 d = _mm256_set1_ps(Fp16ToFp32(x[b].d) * Fp16ToFp32(y[b].d));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(DotI8(qx, qy)), acc);
+  const BlockQ8_0* x[kRows];
+  __m256 acc[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    x[r] = reinterpret_cast<const BlockQ8_0*>(rows[r]);
+    acc[r] = _mm256_setzero_ps();
   }
-  return HSum(acc);
+  for (size_t b = 0; b < n / kQK8_0; ++b) {
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
+    const float dy = _cvtsh_ss(y[b].d);
+    for (int r = 0; r < kRows; ++r) {
+      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r][b].qs));
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[r][b].d) * dy);
+      acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(DotI8(qx, qy)), acc[r]);
+    }
+  }
+  for (int r = 0; r < kRows; ++r) out[r] = HSum(acc[r]);
+}
+
+LLMCACHE_AVX2 float DotQ8_0Avx2(const uint8_t* row, const uint8_t* act, size_t n) {
+  float out;
+  DotQ8_0Rows<1>(&row, act, n, &out);
+  return out;
+}
+
+LLMCACHE_AVX2 void DotQ8_0x4Avx2(const uint8_t* const* rows, const uint8_t* act, size_t n,
+                                 float* out) {
+  DotQ8_0Rows<4>(rows, act, n, out);
 }
 
 LLMCACHE_AVX2 float DotQ4_0Avx2(const uint8_t* row, const uint8_t* act, size_t n) {
@@ -547,6 +571,28 @@ void MatMulByVecDot(const WeightMatrix& w, const uint8_t* const* acts, size_t n_
   }
 }
 
+// Four rows at a time through a multi-row kernel (bit-identical to kDot per
+// row), the rest of a tile row by row.
+using RowsDotFn = void (*)(const uint8_t* const* rows, const uint8_t* act, size_t n, float* out);
+template <RowsDotFn kDot4, VecDotFn kDot>
+void MatMulByRows4(const WeightMatrix& w, const uint8_t* const* acts, size_t n_acts,
+                   size_t row_begin, size_t row_end, float* out, size_t out_stride) {
+  constexpr size_t kTile = 16;
+  for (size_t t = row_begin; t < row_end; t += kTile) {
+    const size_t te = std::min(row_end, t + kTile);
+    for (size_t a = 0; a < n_acts; ++a) {
+      float* o = out + a * out_stride;
+      size_t r = t;
+      for (; r + 4 <= te; r += 4) {
+        const uint8_t* rows[4] = {w.data + r * w.row_bytes, w.data + (r + 1) * w.row_bytes,
+                                  w.data + (r + 2) * w.row_bytes, w.data + (r + 3) * w.row_bytes};
+        kDot4(rows, acts[a], w.cols, o + r);
+      }
+      for (; r < te; ++r) o[r] = kDot(w.data + r * w.row_bytes, acts[a], w.cols);
+    }
+  }
+}
+
 }  // namespace
 
 MatMulFn GetMatMul(GgmlType weight_type, KernelIsa isa) {
@@ -559,7 +605,7 @@ MatMulFn GetMatMul(GgmlType weight_type, KernelIsa isa) {
     case GgmlType::kBF16:
       return avx2 ? MatMulByVecDot<DotHalfAvx2<true>> : MatMulByVecDot<DotHalfRef<Bf16ToFp32>>;
     case GgmlType::kQ8_0:
-      return avx2 ? MatMulByVecDot<DotQ8_0Avx2> : MatMulByVecDot<DotQ8_0Ref>;
+      return avx2 ? MatMulByRows4<DotQ8_0x4Avx2, DotQ8_0Avx2> : MatMulByVecDot<DotQ8_0Ref>;
     case GgmlType::kQ4_0:
       return avx2 ? MatMulByVecDot<DotQ4_0Avx2> : MatMulByVecDot<DotQ4_0Ref>;
     case GgmlType::kQ4_K:

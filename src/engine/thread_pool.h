@@ -6,6 +6,7 @@
 // one forward pass per pool).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -40,8 +41,12 @@ class ThreadPool {
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t n_ = 0;
   size_t chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  // Written under mu_; read without it while spinning. A decode step runs
+  // hundreds of short ParallelFor calls: a thread that sleeps on the
+  // condition variable between them pays a wake-up each time, so both sides
+  // spin briefly (kSpins) before they sleep.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
 };
 
